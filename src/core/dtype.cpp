@@ -1,0 +1,72 @@
+#include "core/dtype.hpp"
+
+#include <array>
+#include <cmath>
+
+namespace wkv {
+
+namespace {
+constexpr std::array<DTypeInfo, 10> kTable = {{
+    {DType::f32, 4, "f32", "F32"},
+    {DType::f16, 2, "f16", "F16"},
+    {DType::bf16, 2, "bf16", "BF16"},
+    {DType::f64, 8, "f64", "F64"},
+    {DType::i8, 1, "i8", "I8"},
+    {DType::u8, 1, "u8", "U8"},
+    {DType::i16, 2, "i16", "I16"},
+    {DType::i32, 4, "i32", "I32"},
+    {DType::i64, 8, "i64", "I64"},
+    {DType::boolean, 1, "bool", "BOOL"},
+}};
+}  // namespace
+
+const DTypeInfo& dtype_info(DType t) { return kTable[static_cast<size_t>(t)]; }
+
+std::optional<DType> dtype_from_safetensors(std::string_view name) {
+  for (const auto& e : kTable)
+    if (e.safetensors == name) return e.dtype;
+  return std::nullopt;
+}
+
+float f16_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  const uint32_t man = h & 0x3ffu;
+  uint32_t u;
+  if (exp == 0) {
+    if (man == 0) {
+      u = sign;
+    } else {  // subnormal: value = man * 2^-24
+      float f = std::ldexp(static_cast<float>(man), -24);
+      std::memcpy(&u, &f, 4);
+      u |= sign;
+    }
+  } else if (exp == 31) {
+    u = sign | 0x7f800000u | (man << 13);
+  } else {
+    u = sign | ((exp + 112) << 23) | (man << 13);
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+uint16_t f32_to_f16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  const uint32_t absu = u & 0x7fffffffu;
+  if (absu > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (absu >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
+  if (absu < 0x38800000u) {  // subnormal or zero in f16: round(|f| * 2^24)
+    float a;
+    std::memcpy(&a, &absu, 4);
+    return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(a * 16777216.0f)));
+  }
+  // normal: rebias exponent, round mantissa to nearest even
+  uint32_t v = absu - (112u << 23);
+  v += 0xfffu + ((v >> 13) & 1u);
+  return static_cast<uint16_t>(sign | (v >> 13));
+}
+
+}  // namespace wkv

@@ -1,0 +1,45 @@
+// Element types and their traits (size, names in each file format), plus the scalar
+// conversions between fp32 and the 16-bit float formats.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string_view>
+
+namespace wkv {
+
+enum class DType : uint8_t { f32, f16, bf16, f64, i8, u8, i16, i32, i64, boolean };
+
+struct DTypeInfo {
+  DType dtype;
+  uint8_t size;                    // bytes per element
+  std::string_view name;           // our name: "f32", "bf16", ...
+  std::string_view safetensors;    // "F32", "BF16", ...
+};
+
+const DTypeInfo& dtype_info(DType t);
+inline size_t dtype_size(DType t) { return dtype_info(t).size; }
+inline std::string_view dtype_name(DType t) { return dtype_info(t).name; }
+std::optional<DType> dtype_from_safetensors(std::string_view name);
+
+inline float bf16_to_f32(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Round to nearest even; NaN stays NaN.
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+
+}  // namespace wkv
