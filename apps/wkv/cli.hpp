@@ -1,0 +1,46 @@
+// Shared plumbing for the subcommands: argument parsing with one-line errors (exit 2),
+// error reporting (exit 1), model and tokenizer loading.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "model/model.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+namespace wkv::cli {
+
+constexpr int kExitError = 1;  // bad data, I/O
+constexpr int kExitUsage = 2;  // wrong or missing argument
+
+// Parses argv into `app`; on --help prints help (exit 0); on a bad argument prints one line and
+// the usage to stderr (exit 2). Otherwise runs `body`.
+int run(CLI::App& app, int argc, char** argv, const std::function<int()>& body);
+
+int fail(const Error& e);  // prints "wkv: error: ..." to stderr, returns kExitError
+
+Expected<std::unique_ptr<Model>> load_model_file(const std::string& path);
+
+// "1,2,3" -> ids; error names the bad item.
+Expected<std::vector<int32_t>> parse_ids(const std::string& s);
+
+struct TokenizerOptions {
+  std::string vocab;      // --vocab FILE (World)
+  std::string tokenizer;  // --tokenizer bytes|world
+  void add(CLI::App& app);
+};
+// Explicit choice first; else from the model's vocabulary size (256 -> bytes).
+Expected<std::unique_ptr<Tokenizer>> make_tokenizer(const TokenizerOptions& o, int model_vocab);
+
+int cmd_info(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
+int cmd_detokenize(int argc, char** argv);
+int cmd_logits(int argc, char** argv);
+int cmd_generate(int argc, char** argv);
+int cmd_init(int argc, char** argv);
+
+}  // namespace wkv::cli

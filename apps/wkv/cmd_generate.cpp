@@ -1,0 +1,76 @@
+// wkv generate: sample text after a prompt, streamed to stdout; a summary line to stderr.
+#include <cstdio>
+#include <iostream>
+
+#include "cli.hpp"
+#include "runtime/generate.hpp"
+
+namespace wkv::cli {
+
+int cmd_generate(int argc, char** argv) {
+  CLI::App app{"Generate text after a prompt, streamed to standard output.", "wkv generate"};
+  std::string model, prompt;
+  int n = 200;
+  SamplerConfig sc;
+  sc.temperature = 1.0f;
+  sc.top_p = 0.85f;
+  std::vector<std::string> stops;
+  TokenizerOptions to;
+  app.add_option("-m,--model", model, "checkpoint (.pth or .safetensors)")->required();
+  to.add(app);
+  app.add_option("-p,--prompt", prompt, "the prompt text")->required();
+  app.add_option("-n,--tokens", n, "tokens to generate at most")->check(CLI::Range(0, 1 << 30));
+  app.add_option("--temperature", sc.temperature, "0 = greedy (argmax)")
+      ->check(CLI::Range(0.0f, 100.0f));
+  app.add_option("--top-p", sc.top_p, "nucleus sampling mass (official default 0.85)")
+      ->check(CLI::Range(0.0f, 1.0f));
+  app.add_option("--top-k", sc.top_k, "keep only the k most likely tokens (0 = off)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--presence-penalty", sc.presence_penalty, "subtracted once a token appeared");
+  app.add_option("--frequency-penalty", sc.frequency_penalty, "subtracted per occurrence");
+  app.add_option("--penalty-decay", sc.penalty_decay, "occurrence decay per token (official 0.996)")
+      ->check(CLI::Range(0.0f, 1.0f));
+  app.add_option("--seed", sc.seed, "random seed: the same seed gives the same text");
+  app.add_option("--stop", stops, "stop before this string (repeatable)");
+  return run(app, argc, argv, [&] {
+    if (Status v = validate_sampler_config(sc); !v) {
+      std::cerr << "wkv generate: error: " << v.error().message << "\n" << app.help();
+      return kExitUsage;
+    }
+    auto m = load_model_file(model);
+    if (!m) return fail(m.error());
+    Model& net = **m;
+    auto tok = make_tokenizer(to, net.hparams().vocab_size);
+    if (!tok) return fail(tok.error());
+    if ((*tok)->vocab_size() > net.hparams().vocab_size)
+      return fail(Error{"the tokenizer has " + std::to_string((*tok)->vocab_size()) +
+                        " ids but the model only " + std::to_string(net.hparams().vocab_size) +
+                        ": wrong --vocab/--tokenizer for this model?"});
+    std::vector<int32_t> ids = (*tok)->encode(prompt);
+    // Ids the model has but the tokenizer cannot decode (World: 65530..65535) are never sampled.
+    for (int32_t id = (*tok)->vocab_size(); id < net.hparams().vocab_size; ++id)
+      sc.banned.push_back(id);
+    Sampler sampler(sc);
+    State state = net.new_state();
+    GenerateOptions opt;
+    opt.max_tokens = n;
+    opt.stop = stops;
+    auto st = generate(net, **tok, sampler, state, ids, opt, [](const std::string& text) {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+    });
+    if (!st) return fail(st.error());
+    std::fputc('\n', stdout);
+    const char* reason = st->reason == StopReason::length        ? "length"
+                         : st->reason == StopReason::stop_string ? "stop string"
+                                                                 : "end of text";
+    std::fprintf(stderr,
+                 "wkv: prompt %d tokens, %.1f tok/s; generated %d tokens, %.1f tok/s; stop: %s\n",
+                 st->prompt_tokens, st->prompt_tokens / std::max(st->prompt_seconds, 1e-9),
+                 st->generated_tokens, st->generated_tokens / std::max(st->generate_seconds, 1e-9),
+                 reason);
+    return 0;
+  });
+}
+
+}  // namespace wkv::cli

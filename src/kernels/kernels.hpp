@@ -1,0 +1,49 @@
+// Math on pointers and explicit dims, nothing else. Each kernel has a scalar reference in
+// ref/ (the truth, always present) and may have SIMD versions in cpu/; the dispatch table is
+// filled once at start-up from the CPU's features. Dims: T tokens, C channels, H heads,
+// N head size; matrices are row-major [rows, cols] as PyTorch stores [out, in].
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace wkv::kernels {
+
+// Y[t, o] = sum_i W[o, i] * X[t, i]   W: [rows, cols], X: [T, cols], Y: [T, rows]
+using MatmulF32 = void (*)(const float* W, const float* X, float* Y, size_t rows, size_t cols,
+                           size_t T);
+// Same with bf16 weights (upcast on the fly; the raw 16-bit patterns).
+using MatmulBF16 = void (*)(const unsigned short* W, const float* X, float* Y, size_t rows,
+                            size_t cols, size_t T);
+
+struct Table {
+  MatmulF32 matmul_f32;
+  MatmulBF16 matmul_bf16;
+  const char* name;  // "ref", "avx2"
+};
+
+// The table for this CPU (chosen once). WKV_KERNELS=ref forces the scalar reference.
+const Table& table();
+const Table& ref_table();
+// SIMD tables compiled in and usable on this CPU (for tests against the reference).
+const Table* avx2_table();
+
+namespace ref {
+void matmul_f32(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T);
+void matmul_bf16(const unsigned short* W, const float* X, float* Y, size_t rows, size_t cols,
+                 size_t T);
+}  // namespace ref
+
+// y = (x - mean) / sqrt(var + eps) * w + b over n channels (biased variance, as torch).
+void layer_norm(const float* x, const float* w, const float* b, float* y, size_t n, float eps);
+// GroupNorm with H groups of N channels each, per-channel affine w, b.
+void group_norm(const float* x, const float* w, const float* b, float* y, size_t H, size_t N,
+                float eps);
+
+// One RWKV-7 WKV step for all heads. S: [H, N(value i), N(key j)] updated in place:
+//   sa_i = sum_j a_j S_ij;  S_ij = S_ij*w_j + k_j*v_i + sa_i*b_j;  y_i = sum_j S_ij r_j
+// with a = -kk and b = kk*a_iclr as the official kernel names them.
+void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v,
+               const float* a, const float* b, float* y, size_t H, size_t N);
+
+}  // namespace wkv::kernels

@@ -1,0 +1,104 @@
+// Scalar reference kernels: the truth that every SIMD path is tested against.
+#include <cmath>
+#include <cstring>
+
+#include "kernels/kernels.hpp"
+
+namespace wkv::kernels {
+
+namespace {
+inline float bf16(unsigned short h) {
+  unsigned int u = static_cast<unsigned int>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+}  // namespace
+
+namespace ref {
+
+void matmul_f32(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T) {
+  for (size_t o = 0; o < rows; ++o) {
+    const float* w = W + o * cols;
+    for (size_t t = 0; t < T; ++t) {
+      const float* x = X + t * cols;
+      // Four partial sums: shorter dependency chains than one, same result on every machine.
+      float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      size_t i = 0;
+      for (; i + 4 <= cols; i += 4) {
+        s0 += w[i] * x[i];
+        s1 += w[i + 1] * x[i + 1];
+        s2 += w[i + 2] * x[i + 2];
+        s3 += w[i + 3] * x[i + 3];
+      }
+      for (; i < cols; ++i) s0 += w[i] * x[i];
+      Y[t * rows + o] = (s0 + s1) + (s2 + s3);
+    }
+  }
+}
+
+void matmul_bf16(const unsigned short* W, const float* X, float* Y, size_t rows, size_t cols,
+                 size_t T) {
+  for (size_t o = 0; o < rows; ++o) {
+    const unsigned short* w = W + o * cols;
+    for (size_t t = 0; t < T; ++t) {
+      const float* x = X + t * cols;
+      float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      size_t i = 0;
+      for (; i + 4 <= cols; i += 4) {
+        s0 += bf16(w[i]) * x[i];
+        s1 += bf16(w[i + 1]) * x[i + 1];
+        s2 += bf16(w[i + 2]) * x[i + 2];
+        s3 += bf16(w[i + 3]) * x[i + 3];
+      }
+      for (; i < cols; ++i) s0 += bf16(w[i]) * x[i];
+      Y[t * rows + o] = (s0 + s1) + (s2 + s3);
+    }
+  }
+}
+
+}  // namespace ref
+
+void layer_norm(const float* x, const float* w, const float* b, float* y, size_t n, float eps) {
+  double mean = 0;
+  for (size_t i = 0; i < n; ++i) mean += x[i];
+  mean /= static_cast<double>(n);
+  double var = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double d = x[i] - mean;
+    var += d * d;
+  }
+  var /= static_cast<double>(n);
+  const float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
+  const float m = static_cast<float>(mean);
+  for (size_t i = 0; i < n; ++i) y[i] = (x[i] - m) * inv * w[i] + b[i];
+}
+
+void group_norm(const float* x, const float* w, const float* b, float* y, size_t H, size_t N,
+                float eps) {
+  for (size_t h = 0; h < H; ++h)
+    layer_norm(x + h * N, w + h * N, b + h * N, y + h * N, N, eps);
+}
+
+void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v,
+               const float* a, const float* b, float* y, size_t H, size_t N) {
+  for (size_t h = 0; h < H; ++h) {
+    const size_t o = h * N;
+    float* Sh = S + h * N * N;
+    for (size_t i = 0; i < N; ++i) {
+      float* row = Sh + i * N;
+      float sa = 0;
+      for (size_t j = 0; j < N; ++j) sa += a[o + j] * row[j];
+      const float vi = v[o + i];
+      float acc = 0;
+      for (size_t j = 0; j < N; ++j) {
+        const float s = row[j] * w[o + j] + k[o + j] * vi + sa * b[o + j];
+        row[j] = s;
+        acc += s * r[o + j];
+      }
+      y[o + i] = acc;
+    }
+  }
+}
+
+}  // namespace wkv::kernels

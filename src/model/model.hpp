@@ -1,0 +1,81 @@
+// The model interface every RWKV version implements: hyper-parameters detected from tensor
+// names and shapes, a recurrent State of fixed size, and forward passes that update it.
+// Dims: T tokens, C channels (n_embd), H heads, N head size, F FFN width, V vocab.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/tensor.hpp"
+
+namespace wkv {
+
+enum class ModelVersion { v4, v5_0, v5_1, v5_2, v6_0, v7_0 };
+std::string_view version_name(ModelVersion v);  // "4", "5.0", ..., "7.0"
+
+struct Hparams {
+  ModelVersion version = ModelVersion::v7_0;
+  int n_layer = 0;
+  int n_embd = 0;     // C
+  int n_head = 0;     // H
+  int head_size = 0;  // N
+  int ffn_size = 0;   // F
+  int vocab_size = 0; // V
+  int lora_w = 0, lora_a = 0, lora_v = 0, lora_g = 0;  // v7 LoRA widths (0 where absent)
+  int64_t params = 0;         // elements of all tensors the model uses
+  std::string dtype;          // storage dtype of the large matrices: "f32", "bf16", "f16"
+};
+
+// Which version a checkpoint is, from tensor names and shapes alone (see RWKV_REFERENCE §2.5,
+// extended with shape tests so v5.0/5.1/5.2 separate and v7 is found without a flag).
+Expected<ModelVersion> detect_version(const TensorMap& tensors);
+
+// The recurrent state: one fp32 buffer and named slots into it. Its size depends only on the
+// model, never on how many tokens it has seen. Slot names (per layer i) are the tensor names
+// of the state file: `blocks.{i}.att.x_prev` [C], `blocks.{i}.att.wkv` [H, N, N],
+// `blocks.{i}.ffn.x_prev` [C] (v7 wkv orientation: S[h, value, key], as the official code).
+struct State {
+  struct Slot {
+    std::string name;
+    std::vector<int64_t> shape;
+    size_t offset = 0;  // in floats
+    size_t size = 0;
+  };
+  std::vector<float> data;
+  std::vector<Slot> slots;
+
+  float* slot(size_t i) { return data.data() + slots[i].offset; }
+  const float* slot(size_t i) const { return data.data() + slots[i].offset; }
+  size_t bytes() const { return data.size() * sizeof(float); }
+
+  // The state as tensors (copies), keyed by slot name; and the reverse, checking names/shapes.
+  TensorMap to_tensors() const;
+  Status from_tensors(const TensorMap& t, const std::string& where);
+};
+
+// Which rows of logits a forward pass must produce.
+enum class Logits { none, last, all };
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual const Hparams& hparams() const = 0;
+  // A fresh initial state (zeros, or what the version starts from).
+  virtual State new_state() const = 0;
+  // One RNN step: feeds `token`, updates `state`, writes V logits when `logits` is not null.
+  virtual void forward_one(int32_t token, State& state, float* logits) = 0;
+  // A whole prompt: matrix products over all tokens at once, the recurrence token by token.
+  // `logits` receives [T, V] (Logits::all), [V] (Logits::last) or nothing.
+  virtual void forward_seq(std::span<const int32_t> tokens, State& state, float* logits,
+                           Logits which) = 0;
+};
+
+// Builds the model for whatever version the tensors hold. The model keeps `tensors` alive and
+// uses fp32 data in place; other dtypes are converted once here.
+Expected<std::unique_ptr<Model>> load_model(TensorMap tensors, const std::string& where);
+
+}  // namespace wkv

@@ -1,0 +1,364 @@
+// RWKV-7 "Goose" (x070, also the G1 checkpoints): weights, state and forward passes.
+// Math: ../shared/spec/RWKV_REFERENCE.md §4.4 (official model.py RWKV_x070_TMix_one / CMix).
+// Letters: r receptance, w decay, k key, v value, a in-context learning rate, g gate,
+// kk the normalised removal key; T tokens, C channels, H heads, N head size, F FFN width.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/kernels.hpp"
+#include "model/common.hpp"
+#include "model/versions.hpp"
+
+namespace wkv {
+
+namespace {
+
+constexpr float kDecayScale = -0.606531f;  // -exp(-0.5): w = exp(kDecayScale * sigmoid(w_raw))
+constexpr float kGroupNormEps = 64e-5f;    // ln_x GroupNorm eps of the official code
+constexpr float kL2NormEps = 1e-12f;       // F.normalize eps for kk
+constexpr size_t kChunk = 64;              // tokens per matrix-product chunk in forward_seq
+
+struct Layer {
+  std::vector<float> ln1_w, ln1_b, ln2_w, ln2_b;  // [C]
+  std::vector<float> x_r, x_w, x_k, x_v, x_a, x_g;  // [C] token-shift mixes
+  std::vector<float> w0, a0, v0;                  // [C] LoRA biases (v0 unused in layer 0)
+  Matrix w1, w2, a1, a2, v1, v2, g1, g2;          // w1: [Dw, C] (transposed at load), w2: [C, Dw] ...
+  std::vector<float> k_k, k_a, r_k;               // [C] (r_k is [H, N] flattened)
+  Matrix Wr, Wk, Wv, Wo;                          // [C, C]
+  std::vector<float> lnx_w, lnx_b;                // [C] GroupNorm affine
+  std::vector<float> ffn_x_k;                     // [C]
+  Matrix ffn_k, ffn_v;                            // [F, C], [C, F]
+};
+
+// Scratch for one chunk of up to kChunk tokens (allocated once, reused).
+struct Work {
+  size_t cap = 0;
+  std::vector<float> x, xx, xr, xw, xk, xv, xa, xg, r, w, k, v, a, g, kk, vfirst, y, lo, hid, ffn;
+  void reserve(size_t T, const Hparams& hp) {
+    if (T <= cap) return;
+    const size_t C = hp.n_embd, F = hp.ffn_size;
+    const size_t D = std::max({hp.lora_w, hp.lora_a, hp.lora_v, hp.lora_g});
+    for (auto* b : {&x, &xx, &xr, &xw, &xk, &xv, &xa, &xg, &r, &w, &k, &v, &a, &g, &kk, &vfirst,
+                    &y, &lo})
+      b->assign(T * C, 0.0f);
+    hid.assign(T * std::max(D, C), 0.0f);
+    ffn.assign(T * F, 0.0f);
+    cap = T;
+  }
+};
+
+class ModelV7 final : public Model {
+ public:
+  const Hparams& hparams() const override { return hp_; }
+
+  State new_state() const override {
+    State s;
+    const size_t C = hp_.n_embd, H = hp_.n_head, N = hp_.head_size;
+    size_t off = 0;
+    for (int i = 0; i < hp_.n_layer; ++i) {
+      const std::string p = "blocks." + std::to_string(i) + ".";
+      s.slots.push_back({p + "att.x_prev", {int64_t(C)}, off, C});
+      off += C;
+      s.slots.push_back({p + "att.wkv", {int64_t(H), int64_t(N), int64_t(N)}, off, H * N * N});
+      off += H * N * N;
+      s.slots.push_back({p + "ffn.x_prev", {int64_t(C)}, off, C});
+      off += C;
+    }
+    s.data.assign(off, 0.0f);
+    return s;
+  }
+
+  void forward_one(int32_t token, State& state, float* logits) override {
+    run(std::span<const int32_t>(&token, 1), state, logits, logits ? Logits::last : Logits::none);
+  }
+
+  void forward_seq(std::span<const int32_t> tokens, State& state, float* logits,
+                   Logits which) override {
+    run(tokens, state, logits, which);
+  }
+
+  Status load(WeightReader& rd, const TensorMap& t, const std::string& where);
+
+ private:
+  void run(std::span<const int32_t> tokens, State& state, float* logits, Logits which);
+  void time_mix(const Layer& L, int li, size_t T, float* att_prev, float* S);
+  void channel_mix(const Layer& L, size_t T, float* ffn_prev);
+
+  Hparams hp_;
+  EmbedHead eh_;
+  std::vector<Layer> layers_;
+  std::vector<std::shared_ptr<void>> buffers_;
+  TensorMap tensors_;  // keeps in-place weights (mmap) alive
+  Work wk_;
+
+
+ public:
+  static Expected<std::unique_ptr<Model>> create(TensorMap tensors, const std::string& where) {
+    auto m = std::make_unique<ModelV7>();
+    m->tensors_ = std::move(tensors);
+    WeightReader rd(m->tensors_, where);
+    Status st = m->load(rd, m->tensors_, where);
+    if (!st) return st.error();
+    m->buffers_ = std::move(rd.buffers());
+    return std::unique_ptr<Model>(std::move(m));
+  }
+};
+
+// Reads a LoRA width from the second dim of `name` ([C, D]).
+Expected<int> lora_width(const TensorMap& t, const std::string& name, const std::string& where) {
+  auto it = t.find(name);
+  if (it == t.end()) return Error{where + ": missing tensor '" + name + "'"};
+  if (it->second.shape.size() != 2 || it->second.shape[1] <= 0 || it->second.shape[1] > 65536)
+    return Error{where + ": tensor '" + name + "' has shape " + it->second.shape_str() +
+                 ", expected [n_embd, lora_width]"};
+  return static_cast<int>(it->second.shape[1]);
+}
+
+Status ModelV7::load(WeightReader& rd, const TensorMap& t, const std::string& where) {
+  WKV_TRY_STATUS(read_embed_dims(t, where, hp_));
+  hp_.version = ModelVersion::v7_0;
+  auto rk = t.find("blocks.0.att.r_k");
+  if (rk == t.end()) return Error{where + ": missing tensor 'blocks.0.att.r_k'"};
+  if (rk->second.shape.size() != 2 || rk->second.shape[0] <= 0 || rk->second.shape[1] <= 0 ||
+      rk->second.shape[0] * rk->second.shape[1] != hp_.n_embd)
+    return Error{where + ": tensor 'blocks.0.att.r_k' has shape " + rk->second.shape_str() +
+                 ", expected [n_head, head_size] with n_head*head_size = n_embd = " +
+                 std::to_string(hp_.n_embd)};
+  hp_.n_head = static_cast<int>(rk->second.shape[0]);
+  hp_.head_size = static_cast<int>(rk->second.shape[1]);
+  auto fk = t.find("blocks.0.ffn.key.weight");
+  if (fk == t.end()) return Error{where + ": missing tensor 'blocks.0.ffn.key.weight'"};
+  if (fk->second.shape.size() != 2 || fk->second.shape[0] <= 0 || fk->second.shape[0] > (1 << 20))
+    return Error{where + ": tensor 'blocks.0.ffn.key.weight' has shape " +
+                 fk->second.shape_str() + ", expected [ffn_size, n_embd]"};
+  hp_.ffn_size = static_cast<int>(fk->second.shape[0]);
+  auto lw = lora_width(t, "blocks.0.att.w1", where);
+  auto la = lora_width(t, "blocks.0.att.a1", where);
+  auto lg = lora_width(t, "blocks.0.att.g1", where);
+  if (!lw) return lw.error();
+  if (!la) return la.error();
+  if (!lg) return lg.error();
+  hp_.lora_w = *lw;
+  hp_.lora_a = *la;
+  hp_.lora_g = *lg;
+  if (hp_.n_layer > 1) {  // layer 0 may lack v1/v2: it never uses them
+    auto lv = lora_width(t, "blocks.1.att.v1", where);
+    if (!lv) return lv.error();
+    hp_.lora_v = *lv;
+  }
+
+  const int64_t C = hp_.n_embd, F = hp_.ffn_size, V = hp_.vocab_size;
+  WKV_TRY_STATUS(eh_.load(rd, V, C));
+  layers_.resize(hp_.n_layer);
+  for (int i = 0; i < hp_.n_layer; ++i) {
+    Layer& L = layers_[i];
+    const std::string p = "blocks." + std::to_string(i) + ".";
+    struct VecSpec { const char* name; std::vector<float>* dst; bool any_shape; };
+    const VecSpec vecs[] = {
+        {"ln1.weight", &L.ln1_w, false}, {"ln1.bias", &L.ln1_b, false},
+        {"ln2.weight", &L.ln2_w, false}, {"ln2.bias", &L.ln2_b, false},
+        {"att.x_r", &L.x_r, false},      {"att.x_w", &L.x_w, false},
+        {"att.x_k", &L.x_k, false},      {"att.x_v", &L.x_v, false},
+        {"att.x_a", &L.x_a, false},      {"att.x_g", &L.x_g, false},
+        {"att.w0", &L.w0, false},        {"att.a0", &L.a0, false},
+        {"att.k_k", &L.k_k, false},      {"att.k_a", &L.k_a, false},
+        {"att.r_k", &L.r_k, true},       {"att.ln_x.weight", &L.lnx_w, false},
+        {"att.ln_x.bias", &L.lnx_b, false}, {"ffn.x_k", &L.ffn_x_k, false},
+    };
+    for (const auto& s : vecs) {
+      auto v = rd.vec(p + s.name, C, s.any_shape);
+      if (!v) return v.error();
+      *s.dst = std::move(*v);
+    }
+    struct MatSpec { const char* name; Matrix* dst; int64_t rows, cols; bool transposed; };
+    const int64_t Dw = hp_.lora_w, Da = hp_.lora_a, Dg = hp_.lora_g, Dv = hp_.lora_v;
+    const MatSpec mats[] = {
+        {"att.w1", &L.w1, Dw, C, true},  {"att.w2", &L.w2, C, Dw, true},
+        {"att.a1", &L.a1, Da, C, true},  {"att.a2", &L.a2, C, Da, true},
+        {"att.g1", &L.g1, Dg, C, true},  {"att.g2", &L.g2, C, Dg, true},
+        {"att.receptance.weight", &L.Wr, C, C, false}, {"att.key.weight", &L.Wk, C, C, false},
+        {"att.value.weight", &L.Wv, C, C, false},      {"att.output.weight", &L.Wo, C, C, false},
+        {"ffn.key.weight", &L.ffn_k, F, C, false},     {"ffn.value.weight", &L.ffn_v, C, F, false},
+    };
+    for (const auto& s : mats) {
+      auto m = s.transposed ? rd.mat_t(p + s.name, s.rows, s.cols) : rd.mat(p + s.name, s.rows, s.cols);
+      if (!m) return m.error();
+      *s.dst = *m;
+    }
+    if (i > 0) {  // value residual: layers >= 1 only
+      auto v0 = rd.vec(p + "att.v0", C);
+      if (!v0) return v0.error();
+      L.v0 = std::move(*v0);
+      auto v1 = rd.mat_t(p + "att.v1", Dv, C);
+      if (!v1) return v1.error();
+      L.v1 = *v1;
+      auto v2 = rd.mat_t(p + "att.v2", C, Dv);
+      if (!v2) return v2.error();
+      L.v2 = *v2;
+    }
+  }
+  hp_.params = rd.params();
+  for (const auto& [name, ten] : t)
+    if (name.find(".att.key.weight") != std::string::npos) {
+      hp_.dtype = std::string(dtype_name(ten.dtype));
+      break;
+    }
+  return Status::success();
+}
+
+void ModelV7::run(std::span<const int32_t> tokens, State& state, float* logits, Logits which) {
+  const size_t C = hp_.n_embd, V = hp_.vocab_size;
+  const size_t total = tokens.size();
+  WKV_ASSERT(state.slots.size() == size_t(3 * hp_.n_layer));
+  for (size_t start = 0; start < total; start += kChunk) {
+    const size_t T = std::min(kChunk, total - start);
+    wk_.reserve(T, hp_);
+    for (size_t t = 0; t < T; ++t) eh_.embed(tokens[start + t], wk_.x.data() + t * C);
+    for (int i = 0; i < hp_.n_layer; ++i) {
+      time_mix(layers_[i], i, T, state.slot(3 * i), state.slot(3 * i + 1));
+      channel_mix(layers_[i], T, state.slot(3 * i + 2));
+    }
+    if (which == Logits::all) {
+      eh_.logits(wk_.x.data(), T, wk_.xx.data(), logits + start * V);
+    } else if (which == Logits::last && start + T == total) {
+      eh_.logits(wk_.x.data() + (T - 1) * C, 1, wk_.xx.data(), logits);
+    }
+  }
+}
+
+// x += Wo · ((GroupNorm(S·r) + bonus) ⊙ g), with S updated per token; `att_prev` [C] is the
+// previous token's ln1 output, `S` [H, N, N] the WKV state, both updated.
+void ModelV7::time_mix(const Layer& L, int li, size_t T, float* att_prev, float* S) {
+  const size_t C = hp_.n_embd, H = hp_.n_head, N = hp_.head_size;
+  Work& W = wk_;
+  // xx = ln1(x); token shift: previous row, or the state for the first token.
+  for (size_t t = 0; t < T; ++t)
+    kernels::layer_norm(W.x.data() + t * C, L.ln1_w.data(), L.ln1_b.data(), W.xx.data() + t * C,
+                        C, kLayerNormEps);
+  for (size_t t = 0; t < T; ++t) {
+    const float* cur = W.xx.data() + t * C;
+    const float* prev = t == 0 ? att_prev : W.xx.data() + (t - 1) * C;
+    for (size_t c = 0; c < C; ++c) {
+      const float d = prev[c] - cur[c];  // official: xx = x_prev - x; x_* = x + xx * x_*
+      const size_t o = t * C + c;
+      W.xr[o] = cur[c] + d * L.x_r[c];
+      W.xw[o] = cur[c] + d * L.x_w[c];
+      W.xk[o] = cur[c] + d * L.x_k[c];
+      W.xv[o] = cur[c] + d * L.x_v[c];
+      W.xa[o] = cur[c] + d * L.x_a[c];
+      W.xg[o] = cur[c] + d * L.x_g[c];
+    }
+  }
+  std::memcpy(att_prev, W.xx.data() + (T - 1) * C, C * sizeof(float));
+
+  matmul(L.Wr, W.xr.data(), W.r.data(), T);
+  matmul(L.Wk, W.xk.data(), W.k.data(), T);
+  matmul(L.Wv, W.xv.data(), W.v.data(), T);
+  // w = exp(kDecayScale * sigmoid(w0 + tanh(xw @ w1) @ w2))
+  matmul(L.w1, W.xw.data(), W.hid.data(), T);
+  for (size_t i = 0; i < T * L.w1.rows; ++i) W.hid[i] = std::tanh(W.hid[i]);
+  matmul(L.w2, W.hid.data(), W.w.data(), T);
+  // a = sigmoid(a0 + (xa @ a1) @ a2)
+  matmul(L.a1, W.xa.data(), W.hid.data(), T);
+  matmul(L.a2, W.hid.data(), W.a.data(), T);
+  // g = sigmoid(xg @ g1) @ g2
+  matmul(L.g1, W.xg.data(), W.hid.data(), T);
+  for (size_t i = 0; i < T * L.g1.rows; ++i) W.hid[i] = sigmoid(W.hid[i]);
+  matmul(L.g2, W.hid.data(), W.g.data(), T);
+  // value residual gate: sigmoid(v0 + (xv @ v1) @ v2), layers >= 1
+  if (li > 0) {
+    matmul(L.v1, W.xv.data(), W.hid.data(), T);
+    matmul(L.v2, W.hid.data(), W.lo.data(), T);
+  }
+
+  for (size_t t = 0; t < T; ++t) {
+    float* w = W.w.data() + t * C;
+    float* k = W.k.data() + t * C;
+    float* v = W.v.data() + t * C;
+    float* a = W.a.data() + t * C;
+    float* kk = W.kk.data() + t * C;
+    float* vf = W.vfirst.data() + t * C;
+    for (size_t c = 0; c < C; ++c) {
+      w[c] = std::exp(kDecayScale * sigmoid(L.w0[c] + w[c]));
+      a[c] = sigmoid(L.a0[c] + a[c]);
+      kk[c] = k[c] * L.k_k[c];
+    }
+    // kk = L2-normalise per head
+    for (size_t h = 0; h < H; ++h) {
+      float ss = 0;
+      for (size_t j = 0; j < N; ++j) ss += kk[h * N + j] * kk[h * N + j];
+      const float inv = 1.0f / std::max(std::sqrt(ss), kL2NormEps);
+      for (size_t j = 0; j < N; ++j) kk[h * N + j] *= inv;
+    }
+    for (size_t c = 0; c < C; ++c) k[c] = k[c] * (1.0f + (a[c] - 1.0f) * L.k_a[c]);
+    if (li == 0) {
+      std::memcpy(vf, v, C * sizeof(float));
+    } else {
+      const float* gate = W.lo.data() + t * C;
+      for (size_t c = 0; c < C; ++c) v[c] = v[c] + (vf[c] - v[c]) * sigmoid(L.v0[c] + gate[c]);
+    }
+  }
+
+  // The recurrence, token by token. Kernel form: a_ = -kk, b_ = kk * a.
+  float* y = W.y.data();
+  for (size_t t = 0; t < T; ++t) {
+    const size_t o = t * C;
+    float* neg_kk = W.xr.data() + o;  // xr/xw are free now: reuse them for a_ and b_
+    float* kka = W.xw.data() + o;
+    for (size_t c = 0; c < C; ++c) {
+      neg_kk[c] = -W.kk[o + c];
+      kka[c] = W.kk[o + c] * W.a[o + c];
+    }
+    kernels::wkv7_step(S, W.r.data() + o, W.w.data() + o, W.k.data() + o, W.v.data() + o, neg_kk,
+                       kka, y + o, H, N);
+  }
+
+  // y = GroupNorm(y) + (sum_head r*k*r_k) * v; then (y * g) -> Wo
+  for (size_t t = 0; t < T; ++t) {
+    const size_t o = t * C;
+    float* yt = y + o;
+    kernels::group_norm(yt, L.lnx_w.data(), L.lnx_b.data(), yt, H, N, kGroupNormEps);
+    for (size_t h = 0; h < H; ++h) {
+      float s = 0;
+      for (size_t j = 0; j < N; ++j) {
+        const size_t c = h * N + j;
+        s += W.r[o + c] * W.k[o + c] * L.r_k[c];
+      }
+      for (size_t j = 0; j < N; ++j) yt[h * N + j] += s * W.v[o + h * N + j];
+    }
+    for (size_t c = 0; c < C; ++c) yt[c] *= W.g[o + c];
+  }
+  matmul(L.Wo, y, W.lo.data(), T);
+  for (size_t i = 0; i < T * C; ++i) W.x[i] += W.lo[i];
+}
+
+// x += Wv · relu(Wk · (xx + (prev - xx) ⊙ x_k))², xx = ln2(x).
+void ModelV7::channel_mix(const Layer& L, size_t T, float* ffn_prev) {
+  const size_t C = hp_.n_embd, F = hp_.ffn_size;
+  Work& W = wk_;
+  for (size_t t = 0; t < T; ++t)
+    kernels::layer_norm(W.x.data() + t * C, L.ln2_w.data(), L.ln2_b.data(), W.xx.data() + t * C,
+                        C, kLayerNormEps);
+  for (size_t t = 0; t < T; ++t) {
+    const float* cur = W.xx.data() + t * C;
+    const float* prev = t == 0 ? ffn_prev : W.xx.data() + (t - 1) * C;
+    for (size_t c = 0; c < C; ++c) W.xk[t * C + c] = cur[c] + (prev[c] - cur[c]) * L.ffn_x_k[c];
+  }
+  std::memcpy(ffn_prev, W.xx.data() + (T - 1) * C, C * sizeof(float));
+  matmul(L.ffn_k, W.xk.data(), W.ffn.data(), T);
+  for (size_t i = 0; i < T * F; ++i) {
+    const float h = std::max(W.ffn[i], 0.0f);
+    W.ffn[i] = h * h;
+  }
+  matmul(L.ffn_v, W.ffn.data(), W.lo.data(), T);
+  for (size_t i = 0; i < T * C; ++i) W.x[i] += W.lo[i];
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Model>> load_v7(TensorMap tensors, const std::string& where) {
+  return ModelV7::create(std::move(tensors), where);
+}
+
+}  // namespace wkv

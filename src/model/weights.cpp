@@ -1,0 +1,78 @@
+#include "model/weights.hpp"
+
+#include "kernels/kernels.hpp"
+
+namespace wkv {
+
+void matmul(const Matrix& W, const float* X, float* Y, size_t T) {
+  const auto& k = kernels::table();
+  if (W.dtype == DType::bf16)
+    k.matmul_bf16(static_cast<const unsigned short*>(W.data), X, Y, W.rows, W.cols, T);
+  else
+    k.matmul_f32(static_cast<const float*>(W.data), X, Y, W.rows, W.cols, T);
+}
+
+Error WeightReader::missing(const std::string& name) const {
+  return Error{where_ + ": missing tensor '" + name + "'"};
+}
+
+Error WeightReader::bad_shape(const std::string& name, const Tensor& t,
+                              const std::string& want) const {
+  return Error{where_ + ": tensor '" + name + "' has shape " + t.shape_str() + ", expected " +
+               want};
+}
+
+Expected<std::vector<float>> WeightReader::vec(const std::string& name, int64_t n,
+                                               bool any_shape) {
+  auto it = t_.find(name);
+  if (it == t_.end()) return missing(name);
+  const Tensor& t = it->second;
+  bool ok = t.numel() == n;
+  if (ok && !any_shape) {
+    for (size_t i = 0; i + 1 < t.shape.size(); ++i) ok = ok && t.shape[i] == 1;
+    ok = ok && !t.shape.empty();
+  }
+  if (!ok) return bad_shape(name, t, "[" + std::to_string(n) + "] (or [1, 1, " + std::to_string(n) + "])");
+  params_ += n;
+  return to_f32(t);
+}
+
+Expected<Matrix> WeightReader::mat(const std::string& name, int64_t rows, int64_t cols) {
+  auto it = t_.find(name);
+  if (it == t_.end()) return missing(name);
+  const Tensor& t = it->second;
+  if (t.shape.size() != 2 || t.shape[0] != rows || t.shape[1] != cols)
+    return bad_shape(name, t, "[" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
+  params_ += rows * cols;
+  Matrix m;
+  m.rows = static_cast<size_t>(rows);
+  m.cols = static_cast<size_t>(cols);
+  if (t.is_contiguous() && (t.dtype == DType::f32 || t.dtype == DType::bf16)) {
+    m.dtype = t.dtype;
+    m.data = t.data;  // in place: the TensorMap (kept by the model) owns the mapping
+    return m;
+  }
+  auto buf = std::make_shared<std::vector<float>>(to_f32(t));
+  m.dtype = DType::f32;
+  m.data = buf->data();
+  buffers_.push_back(buf);
+  return m;
+}
+
+Expected<Matrix> WeightReader::mat_t(const std::string& name, int64_t rows, int64_t cols) {
+  auto it = t_.find(name);
+  if (it == t_.end()) return missing(name);
+  const Tensor& t = it->second;
+  if (t.shape.size() != 2 || t.shape[0] != cols || t.shape[1] != rows)
+    return bad_shape(name, t, "[" + std::to_string(cols) + ", " + std::to_string(rows) + "]");
+  params_ += rows * cols;
+  std::vector<float> src = to_f32(t);
+  auto buf = std::make_shared<std::vector<float>>(src.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) (*buf)[r * cols + c] = src[c * rows + r];
+  Matrix m{DType::f32, buf->data(), static_cast<size_t>(rows), static_cast<size_t>(cols)};
+  buffers_.push_back(buf);
+  return m;
+}
+
+}  // namespace wkv

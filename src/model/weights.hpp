@@ -1,0 +1,52 @@
+// Turning a TensorMap into typed weights, shared by every version: each getter checks the
+// tensor exists and has the expected shape, with errors that name the tensor and the file.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/tensor.hpp"
+
+namespace wkv {
+
+// A weight matrix [rows, cols] for y = W x: fp32 or bf16 data, used in place from the file
+// when already contiguous in one of those dtypes, else converted once at load.
+struct Matrix {
+  DType dtype = DType::f32;
+  const void* data = nullptr;
+  size_t rows = 0, cols = 0;
+};
+
+// Y[T, rows] = X[T, cols] * W^T through the kernel dispatch table.
+void matmul(const Matrix& W, const float* X, float* Y, size_t T);
+
+class WeightReader {
+ public:
+  WeightReader(const TensorMap& tensors, std::string where) : t_(tensors), where_(std::move(where)) {}
+
+  bool has(const std::string& name) const { return t_.count(name) != 0; }
+  // A vector of n values; accepts shapes [n], [1, n], [1, 1, n] or any shape with n elements
+  // when `any_shape` (e.g. r_k [H, N]).
+  Expected<std::vector<float>> vec(const std::string& name, int64_t n, bool any_shape = false);
+  // A matrix stored [rows, cols], used as y = W x.
+  Expected<Matrix> mat(const std::string& name, int64_t rows, int64_t cols);
+  // A matrix stored [cols, rows] (LoRA first/second factors used as x @ W): transposed once.
+  Expected<Matrix> mat_t(const std::string& name, int64_t rows, int64_t cols);
+  // Total elements of the tensors read so far.
+  int64_t params() const { return params_; }
+  // Owned buffers backing converted weights; the model keeps them.
+  std::vector<std::shared_ptr<void>>& buffers() { return buffers_; }
+
+  Error missing(const std::string& name) const;
+  Error bad_shape(const std::string& name, const Tensor& t, const std::string& want) const;
+
+ private:
+  const TensorMap& t_;
+  std::string where_;
+  int64_t params_ = 0;
+  std::vector<std::shared_ptr<void>> buffers_;
+};
+
+}  // namespace wkv
