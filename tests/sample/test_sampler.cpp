@@ -256,6 +256,29 @@ TEST(Sampler, TopPTiesBeyondTheFirstSortedChunk) {
   }
 }
 
+TEST(Sampler, TopPReachingTheLongTail) {
+  // One token at 0 and 1000 at -10 (each exp(-10) = 4.5e-5 of the top): the tail holds 4.3%
+  // of the mass, so top_p 0.99 needs all of it while 0.9 keeps the top token alone.
+  std::vector<float> logits(1001, -10.0f);
+  logits[0] = 0.0f;
+  Sampler wide(config(1.0f, 0.99f));
+  EXPECT_EQ(as_map(wide.distribution(logits)).size(), 1001u);
+  Sampler narrow(config(1.0f, 0.9f));
+  EXPECT_EQ(as_map(narrow.distribution(logits)).size(), 1u);
+  Sampler capped(config(1.0f, 0.99f, 500));
+  auto d = as_map(capped.distribution(logits));
+  ASSERT_EQ(d.size(), 500u);
+  EXPECT_EQ(d.rbegin()->first, 499);
+  for (float top_p : {0.9f, 0.99f})
+    for (int top_k : {0, 500}) {
+      Sampler s(config(0.5f, top_p, top_k));
+      auto got = as_map(s.distribution(logits));
+      auto want = reference_distribution(logits, 0.5f, top_p, top_k);
+      ASSERT_EQ(got.size(), want.size());
+      for (const auto& [id, p] : want) EXPECT_NEAR(got[id], p, 1e-12 + 1e-9 * p);
+    }
+}
+
 // ---- top-k ----
 
 TEST(Sampler, TopKKeepsTheKLargest) {
