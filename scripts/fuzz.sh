@@ -9,12 +9,15 @@ secs=${1:-60}
 shared=${WKV_SHARED:-../shared}
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DWKV_FUZZ=ON -DWKV_BUILD_TESTS=OFF -DWKV_BUILD_BENCH=OFF >/dev/null
-cmake --build build-fuzz
-mkdir -p build-fuzz/crashes
+targets=$(grep -ho 'wkv_fuzz(fuzz_[a-z_]*' tests/fuzz/CMakeLists.txt | cut -d'(' -f2 | xargs)
+cmake --build build-fuzz --target $targets make_format_seeds
+mkdir -p build-fuzz/crashes build-fuzz/corpus/fuzz_pth build-fuzz/corpus/fuzz_safetensors
+# Small crafted seeds (fast to mutate) plus one real file of each format.
+build-fuzz/tests/fuzz/make_format_seeds build-fuzz/corpus/fuzz_pth build-fuzz/corpus/fuzz_safetensors
 seeds_for() {
   case "$1" in
-    fuzz_pth) ls "$shared"/testdata/models/*/model.pth ;;
-    fuzz_safetensors) ls "$shared"/testdata/models/*/expected.safetensors ;;
+    fuzz_pth) echo "$shared"/testdata/models/v7.0_random_bf16/model.pth ;;
+    fuzz_safetensors) echo "$shared"/testdata/models/rwkvcpp_tiny_7v0_834K/expected.safetensors ;;
     fuzz_vocab) head -n 2000 "$shared"/vocab/rwkv_vocab_v20230424.txt >build-fuzz/vocab_seed.txt
                 echo build-fuzz/vocab_seed.txt ;;
     *) true ;;
