@@ -24,7 +24,7 @@ prompt=$(printf 'The quick brown fox jumps over the lazy dog. %.0s' $(seq 1 12))
 echo "model: L$L D$C vocab 65536 $dtype  ($(du -h "$model" | cut -f1))"
 for n in $short $long; do
   /usr/bin/time -f '%M' -o "$dir/rss" "$wkv" generate -m "$model" "${tok[@]}" -p "$prompt" \
-    -n "$n" --seed 1 --temperature 1 --top-p 0.9 >/dev/null 2>"$dir/err"
+    -n "$n" --ignore-eos --seed 1 --temperature 1 --top-p 0.9 >/dev/null 2>"$dir/err"
   summary=$(grep '^wkv: prompt' "$dir/err")
   rss_mb=$(( $(cat "$dir/rss") / 1024 ))
   echo "n=$n  $summary  peak_rss=${rss_mb} MB"

@@ -32,6 +32,9 @@ int cmd_generate(int argc, char** argv) {
       ->check(CLI::Range(0.0f, 1.0f));
   app.add_option("--seed", sc.seed, "random seed: the same seed gives the same text");
   app.add_option("--stop", stops, "stop before this string (repeatable)");
+  bool ignore_eos = false;
+  app.add_flag("--ignore-eos", ignore_eos,
+               "never sample token 0 (end of document): generate exactly -n tokens");
   return run(app, argc, argv, [&] {
     if (Status v = validate_sampler_config(sc); !v) {
       std::cerr << "wkv generate: error: " << v.error().message << "\n" << app.help();
@@ -50,6 +53,7 @@ int cmd_generate(int argc, char** argv) {
     // Ids the model has but the tokenizer cannot decode (World: 65530..65535) are never sampled.
     for (int32_t id = (*tok)->vocab_size(); id < net.hparams().vocab_size; ++id)
       sc.banned.push_back(id);
+    if (ignore_eos) sc.banned.push_back(0);
     Sampler sampler(sc);
     State state = net.new_state();
     GenerateOptions opt;

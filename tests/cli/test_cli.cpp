@@ -187,6 +187,19 @@ TEST(Cli, GenerateStopsBeforeStopString) {
   EXPECT_NE(b.err.find("stop string"), std::string::npos);
 }
 
+TEST(Cli, IgnoreEosGeneratesExactlyNTokens) {
+  Result r = wkv({"generate", "-m", kTiny, "-p", "x", "-n", "300", "--ignore-eos", "--seed", "3"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("generated 300 tokens"), std::string::npos) << r.err;
+}
+
+TEST(Cli, BadSamplingValuesAreUsageErrors) {
+  Result r = wkv({"generate", "-m", kTiny, "-p", "x", "--top-p", "1.5"});
+  EXPECT_EQ(r.code, 2);
+  Result n = wkv({"generate", "-m", kTiny, "-p", "x", "--presence-penalty", "nan"});
+  EXPECT_EQ(n.code, 2) << n.err;
+}
+
 TEST(Cli, InitWritesALoadableRandomModel) {
   const std::string p = test::temp_dir() + "/rand.safetensors";
   Result r = wkv({"init", "-o", p, "--n-layer", "2", "--n-embd", "64", "--head-size", "32", "--vocab", "300"});
