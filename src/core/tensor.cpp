@@ -89,6 +89,10 @@ Tensor Tensor::from_i32(std::vector<int64_t> shape, std::vector<int32_t> values)
   return owned(DType::i32, std::move(shape), std::move(values));
 }
 
+Tensor Tensor::from_bf16(std::vector<int64_t> shape, std::vector<uint16_t> bits) {
+  return owned(DType::bf16, std::move(shape), std::move(bits));
+}
+
 std::vector<float> to_f32(const Tensor& t) {
   std::vector<float> out(static_cast<size_t>(t.numel()));
   const size_t es = dtype_size(t.dtype);

@@ -30,6 +30,7 @@ struct Tensor {
   // An owned contiguous tensor holding a copy of `values`.
   static Tensor from_f32(std::vector<int64_t> shape, std::vector<float> values);
   static Tensor from_i32(std::vector<int64_t> shape, std::vector<int32_t> values);
+  static Tensor from_bf16(std::vector<int64_t> shape, std::vector<uint16_t> bits);
 };
 
 using TensorMap = std::map<std::string, Tensor>;

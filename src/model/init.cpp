@@ -8,15 +8,9 @@ namespace wkv {
 namespace {
 Tensor make(DType dt, std::vector<int64_t> shape, std::vector<float> v) {
   if (dt == DType::f32) return Tensor::from_f32(std::move(shape), std::move(v));
-  auto buf = std::make_shared<std::vector<uint16_t>>(v.size());
-  for (size_t i = 0; i < v.size(); ++i) (*buf)[i] = f32_to_bf16(v[i]);
-  Tensor t;
-  t.dtype = DType::bf16;
-  t.strides = contiguous_strides(shape);
-  t.shape = std::move(shape);
-  t.data = reinterpret_cast<const std::byte*>(buf->data());
-  t.owner = buf;
-  return t;
+  std::vector<uint16_t> bits(v.size());
+  for (size_t i = 0; i < v.size(); ++i) bits[i] = f32_to_bf16(v[i]);
+  return Tensor::from_bf16(std::move(shape), std::move(bits));
 }
 }  // namespace
 

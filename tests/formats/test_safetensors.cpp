@@ -19,20 +19,10 @@ std::string read_all(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), {});
 }
 
-Tensor bf16_tensor(std::vector<int64_t> shape, std::vector<uint16_t> bits) {
-  auto buf = std::make_shared<std::vector<uint16_t>>(std::move(bits));
-  Tensor t;
-  t.dtype = DType::bf16;
-  t.strides = contiguous_strides(shape);
-  t.shape = std::move(shape);
-  t.data = reinterpret_cast<const std::byte*>(buf->data());
-  t.owner = buf;
-  return t;
-}
 
 TEST(Safetensors, RoundTripExact) {
   TensorMap m;
-  m["b.weight"] = bf16_tensor({2, 3}, {0x3f80, 0x7fc0, 0xff80, 0x0001, 0x8000, 0x4049});
+  m["b.weight"] = Tensor::from_bf16({2, 3}, {0x3f80, 0x7fc0, 0xff80, 0x0001, 0x8000, 0x4049});
   m["a.f32"] = Tensor::from_f32({3}, {1.5f, -0.0f, 3.4e38f});
   m["c.tokens"] = Tensor::from_i32({2, 2}, {0, -1, 2147483647, -2147483647 - 1});
   m["empty"] = Tensor::from_f32({0, 4}, {});
