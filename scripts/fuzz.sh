@@ -9,7 +9,7 @@ secs=${1:-60}
 shared=${WKV_SHARED:-../shared}
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DWKV_FUZZ=ON -DWKV_BUILD_TESTS=OFF -DWKV_BUILD_BENCH=OFF >/dev/null
-targets=$(grep -ho 'wkv_fuzz(fuzz_[a-z_]*' tests/fuzz/CMakeLists.txt | cut -d'(' -f2 | xargs)
+targets=$(grep -ho 'wkv_fuzz(fuzz_[a-z][a-z_]*' tests/fuzz/CMakeLists.txt | cut -d'(' -f2 | xargs)
 cmake --build build-fuzz --target $targets make_format_seeds
 mkdir -p build-fuzz/crashes build-fuzz/corpus/fuzz_pth build-fuzz/corpus/fuzz_safetensors
 # Small crafted seeds (fast to mutate) plus one real file of each format.
