@@ -11,13 +11,16 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWit
   -DWKV_FUZZ=ON -DWKV_BUILD_TESTS=OFF -DWKV_BUILD_BENCH=OFF >/dev/null
 targets=$(grep -ho 'wkv_fuzz(fuzz_[a-z][a-z_]*' tests/fuzz/CMakeLists.txt | cut -d'(' -f2 | xargs)
 cmake --build build-fuzz --target $targets make_format_seeds
-mkdir -p build-fuzz/crashes build-fuzz/corpus/fuzz_pth build-fuzz/corpus/fuzz_safetensors
-# Small crafted seeds (fast to mutate) plus one real file of each format.
-build-fuzz/tests/fuzz/make_format_seeds build-fuzz/corpus/fuzz_pth build-fuzz/corpus/fuzz_safetensors
+mkdir -p build-fuzz/crashes build-fuzz/corpus/fuzz_pth build-fuzz/corpus/fuzz_safetensors \
+  build-fuzz/corpus/fuzz_rwkvcpp
+# Small crafted seeds (fast to mutate) plus real files of each format.
+build-fuzz/tests/fuzz/make_format_seeds build-fuzz/corpus/fuzz_pth build-fuzz/corpus/fuzz_safetensors \
+  build-fuzz/corpus/fuzz_rwkvcpp
 seeds_for() {
   case "$1" in
     fuzz_pth) echo "$shared"/testdata/models/v7.0_random_bf16/model.pth ;;
     fuzz_safetensors) echo "$shared"/testdata/models/rwkvcpp_tiny_7v0_834K/expected.safetensors ;;
+    fuzz_rwkvcpp) for m in 4v0-660K 5v1-730K 7v0-834K; do echo "$shared/testdata/rwkvcpp/tiny-rwkv-$m-Q5_0.bin"; done ;;
     fuzz_vocab) head -n 2000 "$shared"/vocab/rwkv_vocab_v20230424.txt >build-fuzz/vocab_seed.txt
                 echo build-fuzz/vocab_seed.txt ;;
     *) true ;;

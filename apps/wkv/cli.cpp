@@ -1,9 +1,12 @@
 #include "cli.hpp"
 
 #include <charconv>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 #include "formats/formats.hpp"
+#include "tokenizer/bpe.hpp"
 
 namespace wkv::cli {
 
@@ -53,19 +56,74 @@ Expected<std::vector<int32_t>> parse_ids(const std::string& s) {
 
 void TokenizerOptions::add(CLI::App& app) {
   app.add_option("--vocab", vocab, "World vocabulary file (rwkv_vocab_v20230424.txt)");
-  app.add_option("--tokenizer", tokenizer, "tokenizer kind: world (needs --vocab) or bytes")
-      ->check(CLI::IsMember({"world", "bytes"}));
+  app.add_option("--tokenizer-json", tokenizer_json,
+                 "Hugging Face tokenizer.json (GPT-NeoX 20B_tokenizer.json for RWKV-4 Pile/Raven)");
+  app.add_option("--tokenizer", tokenizer,
+                 "tokenizer kind: world, neox or bytes (default: from the model's vocabulary)")
+      ->check(CLI::IsMember({"world", "neox", "bytes"}));
 }
 
-Expected<std::unique_ptr<Tokenizer>> make_tokenizer(const TokenizerOptions& o, int model_vocab) {
-  if (o.tokenizer == "bytes") {
-    if (!o.vocab.empty()) return Error{"--tokenizer bytes and --vocab exclude each other"};
-    return make_byte_tokenizer();
+namespace {
+
+constexpr const char* kWorldFile = "rwkv_vocab_v20230424.txt";
+constexpr const char* kNeoxFile = "20B_tokenizer.json";
+
+// Looks for a tokenizer file beside the model, then in $WKV_VOCAB_DIR.
+Expected<std::string> find_tokenizer_file(const char* file, const std::string& model_path,
+                                          const char* option) {
+  std::vector<std::string> tried;
+  if (!model_path.empty()) {
+    const auto slash = model_path.find_last_of('/');
+    tried.push_back((slash == std::string::npos ? std::string(".") : model_path.substr(0, slash)) +
+                    "/" + file);
   }
+  if (const char* dir = std::getenv("WKV_VOCAB_DIR")) tried.push_back(std::string(dir) + "/" + file);
+  for (const auto& p : tried)
+    if (std::ifstream(p).good()) return p;
+  std::string where;
+  for (const auto& p : tried) where += (where.empty() ? "" : ", ") + p;
+  return Error{std::string("this model needs the tokenizer file ") + file + "; pass " + option +
+               " FILE or put it beside the model or in $WKV_VOCAB_DIR" +
+               (where.empty() ? std::string() : " (looked for " + where + ")") +
+               ". It ships with the official RWKV releases (BlinkDL/ChatRWKV, the `rwkv` pip "
+               "package, RWKV-LM)"};
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Tokenizer>> make_tokenizer(const TokenizerOptions& o, int model_vocab,
+                                                    const std::string& model_path) {
+  const int given = !o.vocab.empty() + !o.tokenizer_json.empty();
+  if (given > 1 || (given == 1 && o.tokenizer == "bytes"))
+    return Error{"choose one tokenizer: --vocab, --tokenizer-json and --tokenizer bytes exclude "
+                 "each other"};
+  if (o.tokenizer == "world" && !o.tokenizer_json.empty())
+    return Error{"--tokenizer world takes --vocab, not --tokenizer-json"};
+  if (o.tokenizer == "neox" && !o.vocab.empty())
+    return Error{"--tokenizer neox takes --tokenizer-json, not --vocab"};
   if (!o.vocab.empty()) return load_world_tokenizer(o.vocab);
-  if (o.tokenizer.empty() && model_vocab == 256) return make_byte_tokenizer();
-  return Error{"no tokenizer: pass --vocab FILE (the World vocabulary rwkv_vocab_v20230424.txt, "
-               "shipped with the official RWKV releases) or --tokenizer bytes"};
+  if (!o.tokenizer_json.empty()) return load_bpe_tokenizer(o.tokenizer_json);
+  std::string kind = o.tokenizer;
+  if (kind.empty()) {  // from the model: the embedding size tells which vocabulary it was trained on
+    if (model_vocab == 256) kind = "bytes";
+    else if (model_vocab == 65536) kind = "world";
+    else if (model_vocab == 50277) kind = "neox";
+    else if (model_vocab == 0)
+      return Error{"no tokenizer: pass --vocab FILE (World, rwkv_vocab_v20230424.txt), "
+                   "--tokenizer-json FILE (20B_tokenizer.json) or --tokenizer bytes"};
+    else
+      return Error{"cannot tell the tokenizer from a vocabulary of " + std::to_string(model_vocab) +
+                   " tokens: pass --vocab, --tokenizer-json or --tokenizer"};
+  }
+  if (kind == "bytes") return make_byte_tokenizer();
+  if (kind == "world") {
+    auto f = find_tokenizer_file(kWorldFile, model_path, "--vocab");
+    if (!f) return f.error();
+    return load_world_tokenizer(*f);
+  }
+  auto f = find_tokenizer_file(kNeoxFile, model_path, "--tokenizer-json");
+  if (!f) return f.error();
+  return load_bpe_tokenizer(*f);
 }
 
 }  // namespace wkv::cli

@@ -29,12 +29,16 @@ Expected<std::unique_ptr<Model>> load_model_file(const std::string& path);
 Expected<std::vector<int32_t>> parse_ids(const std::string& s);
 
 struct TokenizerOptions {
-  std::string vocab;      // --vocab FILE (World)
-  std::string tokenizer;  // --tokenizer bytes|world
+  std::string vocab;           // --vocab FILE (World)
+  std::string tokenizer_json;  // --tokenizer-json FILE (Hugging Face BPE, GPT-NeoX 20B)
+  std::string tokenizer;       // --tokenizer world|neox|bytes
   void add(CLI::App& app);
 };
-// Explicit choice first; else from the model's vocabulary size (256 -> bytes).
-Expected<std::unique_ptr<Tokenizer>> make_tokenizer(const TokenizerOptions& o, int model_vocab);
+// An explicit file or kind first; else the kind the model's vocabulary size makes clear
+// (256 -> bytes, 65536 -> World, 50277 -> GPT-NeoX 20B), its file found beside the model or in
+// $WKV_VOCAB_DIR. model_vocab 0 means no model (wkv tokenize): something must be named.
+Expected<std::unique_ptr<Tokenizer>> make_tokenizer(const TokenizerOptions& o, int model_vocab,
+                                                    const std::string& model_path = "");
 
 int cmd_info(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);

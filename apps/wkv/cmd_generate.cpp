@@ -43,7 +43,7 @@ int cmd_generate(int argc, char** argv) {
     auto m = load_model_file(model);
     if (!m) return fail(m.error());
     Model& net = **m;
-    auto tok = make_tokenizer(to, net.hparams().vocab_size);
+    auto tok = make_tokenizer(to, net.hparams().vocab_size, model);
     if (!tok) return fail(tok.error());
     if ((*tok)->vocab_size() > net.hparams().vocab_size)
       return fail(Error{"the tokenizer has " + std::to_string((*tok)->vocab_size()) +

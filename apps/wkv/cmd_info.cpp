@@ -24,7 +24,12 @@ int cmd_info(int argc, char** argv) {
         {"ffn_size", hp.ffn_size},
         {"params", hp.params},
         {"dtype", hp.dtype},
-        {"lora", {{"w", hp.lora_w}, {"a", hp.lora_a}, {"v", hp.lora_v}, {"g", hp.lora_g}}},
+        {"lora", hp.version == ModelVersion::v7_0
+                     ? nlohmann::json{{"w", hp.lora_w}, {"a", hp.lora_a}, {"v", hp.lora_v},
+                                      {"g", hp.lora_g}}
+                     : hp.version == ModelVersion::v6_0
+                           ? nlohmann::json{{"maa", hp.lora_maa}, {"decay", hp.lora_decay}}
+                           : nlohmann::json::object()},
         {"state_bytes", (*m)->new_state().bytes()},
     };
     std::cout << j.dump() << "\n";

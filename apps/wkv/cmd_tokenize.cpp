@@ -8,10 +8,13 @@
 namespace wkv::cli {
 
 namespace {
+// Without a model nothing makes the choice clear: a file or --tokenizer bytes must be named.
 Expected<std::unique_ptr<Tokenizer>> explicit_tokenizer(const TokenizerOptions& o) {
-  if (o.vocab.empty() && o.tokenizer != "bytes")
-    return Error{"no tokenizer: pass --vocab FILE (the World vocabulary rwkv_vocab_v20230424.txt, "
-                 "shipped with the official RWKV releases) or --tokenizer bytes"};
+  if (o.tokenizer == "world" || o.tokenizer == "neox") {
+    if (o.vocab.empty() && o.tokenizer_json.empty())
+      return Error{"--tokenizer " + o.tokenizer + " needs its file: --vocab FILE (World) or "
+                   "--tokenizer-json FILE (GPT-NeoX 20B)"};
+  }
   return make_tokenizer(o, 0);
 }
 }  // namespace

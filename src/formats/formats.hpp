@@ -1,5 +1,5 @@
-// Tensor file formats: PyTorch torch.save checkpoints (.pth, zip + restricted pickle) and
-// safetensors (read and write). Every reader validates untrusted input and returns an Error
+// Tensor file formats: PyTorch torch.save checkpoints (.pth, zip + restricted pickle),
+// safetensors (read and write) and rwkv.cpp model files (.bin, read). Every reader validates untrusted input and returns an Error
 // naming the file, the tensor and the problem; it never crashes or allocates from unchecked sizes.
 #pragma once
 
@@ -29,7 +29,16 @@ Expected<TensorMap> load_safetensors(const std::string& path,
                                      std::map<std::string, std::string>* metadata);
 Expected<TensorMap> load_safetensors(const std::string& path);
 
-// Picks the reader by content: zip magic "PK\x03\x04" -> load_pth, otherwise safetensors.
+// rwkv.cpp model file (.bin, magic 0x67676d66, versions 100 and 101; FP32, FP16, Q4_0, Q4_1,
+// Q5_0, Q5_1, Q8_0 records), returned with the official checkpoint's names, shapes and
+// parameterisation: rwkv.cpp's converter is undone (v4 -exp(time_decay), v5 exp(-exp(.)) /
+// exp(.), v6/v7 transposed LoRA matrices, v7 att.x_rwkvag split into att.x_r .. att.x_g,
+// squeezed time_* vectors restored; rwkvcpp.cpp lists every rule). FP32 records are used in
+// place when aligned, FP16 records stay f16, quantized records are dequantized exactly to f32.
+Expected<TensorMap> load_rwkvcpp(const std::string& path);
+
+// Picks the reader by content: zip magic "PK\x03\x04" -> load_pth, "fmgg" (0x67676d66
+// little-endian) -> load_rwkvcpp, otherwise safetensors.
 Expected<TensorMap> load_tensors(const std::string& path);
 
 // Writes a safetensors file atomically: tensors contiguous in sorted-name order, header padded
@@ -47,6 +56,9 @@ Expected<TensorMap> parse_safetensors_memory(const std::string& name,
                                              std::span<const std::byte> bytes,
                                              std::shared_ptr<const void> owner = nullptr,
                                              std::map<std::string, std::string>* metadata = nullptr);
+Expected<TensorMap> load_rwkvcpp_from_memory(const std::string& name,
+                                             std::span<const std::byte> bytes,
+                                             std::shared_ptr<const void> owner = nullptr);
 // Streams the safetensors encoding of `tensors` into `sink` (save_safetensors without the file).
 Status write_safetensors(const ByteSink& sink, const TensorMap& tensors,
                          const std::map<std::string, std::string>& metadata = {});

@@ -1,5 +1,5 @@
 // safetensors reading (validated, zero-copy views into the file) and writing, plus
-// load_tensors(), which picks the reader by file content.
+// load_tensors(), which picks the reader (.pth, rwkv.cpp .bin, safetensors) by file content.
 //
 // Layout: u64 little-endian N, then N bytes of JSON {name: {"dtype", "shape", "data_offsets":
 // [begin, end]}, "__metadata__": {str: str}}, then the data section; offsets are relative to it.
@@ -274,12 +274,13 @@ Expected<TensorMap> load_tensors(const std::string& path) {
     if (!r) return Error{r.error().message + " (read as a PyTorch zip checkpoint because it starts with PK\\x03\\x04)"};
     return r;
   }
+  if (b.size() >= 4 && std::memcmp(b.data(), "fmgg", 4) == 0) return load_rwkvcpp_from_memory(path, b, *f);
   auto r = parse_safetensors_memory(path, b, *f, nullptr);
   if (!r) {
     std::string why = r.error().message;
     if (why.rfind(path + ": ", 0) == 0) why.erase(0, path.size() + 2);
     return Error{path + ": not a readable tensor file (tried: PyTorch zip checkpoint - no "
-                 "PK\\x03\\x04 magic; " + why + ")"};
+                 "PK\\x03\\x04 magic; rwkv.cpp model file - no 0x67676d66 magic; " + why + ")"};
   }
   return r;
 }

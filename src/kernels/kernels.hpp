@@ -46,4 +46,18 @@ void group_norm(const float* x, const float* w, const float* b, float* y, size_t
 void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v,
                const float* a, const float* b, float* y, size_t H, size_t N);
 
+// One RWKV-4 WKV step over C channels, in the official max-exponent form that never
+// overflows (state aa, bb scaled by exp(-pp); pp starts at -1e30). w = -exp(time_decay),
+// u = time_first:
+//   q = max(pp, u+k);  y = (e^(pp-q) aa + e^(u+k-q) v) / (e^(pp-q) bb + e^(u+k-q))
+//   q' = max(pp+w, k); aa = e^(pp+w-q') aa + e^(k-q') v;  bb = e^(pp+w-q') bb + e^(k-q');  pp = q'
+void wkv4_step(float* aa, float* bb, float* pp, const float* w, const float* u, const float* k,
+               const float* v, float* y, size_t C);
+
+// One RWKV-5/6 WKV step for all heads. S: [H, N(key i), N(value j)] updated in place (the
+// official v5/v6 orientation, transposed w.r.t. wkv7_step); w, u per channel [H*N]:
+//   y_j = sum_i r_i (u_i k_i v_j + S_ij);   S_ij = S_ij*w_i + k_i v_j
+void wkv5_step(float* S, const float* r, const float* w, const float* u, const float* k,
+               const float* v, float* y, size_t H, size_t N);
+
 }  // namespace wkv::kernels

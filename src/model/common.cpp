@@ -70,4 +70,141 @@ Status read_embed_dims(const TensorMap& t, const std::string& where, Hparams& hp
   return Status::success();
 }
 
+std::string matrix_dtype(const TensorMap& t) {
+  for (const auto& [name, ten] : t)
+    if (name.find(".att.key.weight") != std::string::npos) return std::string(dtype_name(ten.dtype));
+  return "f32";
+}
+
+Expected<const Tensor*> find_tensor(const TensorMap& t, const std::string& name,
+                                    const std::string& where) {
+  auto it = t.find(name);
+  if (it == t.end()) return Error{where + ": missing tensor '" + name + "'"};
+  return &it->second;
+}
+
+Status read_ffn_size(const TensorMap& t, const std::string& where, Hparams& hp) {
+  auto fk = find_tensor(t, "blocks.0.ffn.key.weight", where);
+  if (!fk) return fk.error();
+  const Tensor& k = **fk;
+  if (k.shape.size() != 2 || k.shape[0] <= 0 || k.shape[0] > (1 << 20))
+    return Error{where + ": tensor 'blocks.0.ffn.key.weight' has shape " + k.shape_str() +
+                 ", expected [ffn_size, n_embd]"};
+  hp.ffn_size = static_cast<int>(k.shape[0]);
+  return Status::success();
+}
+
+Status read_vecs(WeightReader& rd, const std::string& prefix, std::initializer_list<VecSpec> specs) {
+  for (const auto& s : specs) {
+    auto v = rd.vec(prefix + s.name, s.n, s.any_shape);
+    if (!v) return v.error();
+    *s.dst = std::move(*v);
+  }
+  return Status::success();
+}
+
+Status read_mats(WeightReader& rd, const std::string& prefix, std::initializer_list<MatSpec> specs) {
+  for (const auto& s : specs) {
+    auto m = rd.mat(prefix + s.name, s.rows, s.cols);
+    if (!m) return m.error();
+    *s.dst = *m;
+  }
+  return Status::success();
+}
+
+void layer_norm_rows(const float* x, const std::vector<float>& w, const std::vector<float>& b,
+                     float* y, size_t T, size_t C) {
+  for (size_t t = 0; t < T; ++t)
+    kernels::layer_norm(x + t * C, w.data(), b.data(), y + t * C, C, kLayerNormEps);
+}
+
+void token_mix(MixStyle style, const float* xx, const float* prev, const float* m, float* out,
+               size_t T, size_t C) {
+  for (size_t t = 0; t < T; ++t) {
+    const float* cur = xx + t * C;
+    const float* sx = t == 0 ? prev : xx + (t - 1) * C;
+    float* o = out + t * C;
+    if (style == MixStyle::time_mix) {
+      for (size_t c = 0; c < C; ++c) o[c] = cur[c] * m[c] + sx[c] * (1.0f - m[c]);
+    } else {
+      for (size_t c = 0; c < C; ++c) o[c] = cur[c] + (sx[c] - cur[c]) * m[c];
+    }
+  }
+}
+
+void FfnScratch::reserve(size_t T, size_t C, size_t F) {
+  if (xx.size() >= T * C && hid.size() >= T * F) return;
+  for (auto* b : {&xx, &xk, &xr, &r, &out}) b->assign(T * C, 0.0f);
+  hid.assign(T * F, 0.0f);
+}
+
+Status ChannelMix::load(WeightReader& rd, const std::string& prefix, int64_t C, int64_t F,
+                        MixStyle s) {
+  style = s;
+  const bool maa = s == MixStyle::time_maa;
+  Status st = read_vecs(rd, prefix, {{"ln2.weight", &ln_w, C}, {"ln2.bias", &ln_b, C},
+                                     {maa ? "ffn.time_maa_k" : "ffn.time_mix_k", &m_k, C},
+                                     {maa ? "ffn.time_maa_r" : "ffn.time_mix_r", &m_r, C}});
+  if (!st) return st;
+  return read_mats(rd, prefix, {{"ffn.key.weight", &Wk, F, C},
+                                {"ffn.receptance.weight", &Wr, C, C},
+                                {"ffn.value.weight", &Wv, C, F}});
+}
+
+void ChannelMix::forward(float* x, size_t T, float* prev, FfnScratch& w) const {
+  const size_t C = Wr.rows, F = Wk.rows;
+  w.reserve(T, C, F);
+  layer_norm_rows(x, ln_w, ln_b, w.xx.data(), T, C);
+  token_mix(style, w.xx.data(), prev, m_k.data(), w.xk.data(), T, C);
+  token_mix(style, w.xx.data(), prev, m_r.data(), w.xr.data(), T, C);
+  std::memcpy(prev, w.xx.data() + (T - 1) * C, C * sizeof(float));
+  matmul(Wr, w.xr.data(), w.r.data(), T);
+  matmul(Wk, w.xk.data(), w.hid.data(), T);
+  for (size_t i = 0; i < T * F; ++i) {
+    const float h = std::max(w.hid[i], 0.0f);
+    w.hid[i] = h * h;
+  }
+  matmul(Wv, w.hid.data(), w.out.data(), T);
+  for (size_t i = 0; i < T * C; ++i) x[i] += sigmoid(w.r[i]) * w.out[i];
+}
+
+Status BlockModel::init(TensorMap tensors, const std::string& where) {
+  tensors_ = std::move(tensors);
+  WeightReader rd(tensors_, where);
+  WKV_TRY_STATUS(load(rd, tensors_, where));
+  hp_.params = rd.params();
+  hp_.dtype = matrix_dtype(tensors_);
+  buffers_ = std::move(rd.buffers());
+  return Status::success();
+}
+
+void BlockModel::forward_one(int32_t token, State& state, float* logits) {
+  run(std::span<const int32_t>(&token, 1), state, logits, logits ? Logits::last : Logits::none);
+}
+
+void BlockModel::forward_seq(std::span<const int32_t> tokens, State& state, float* logits,
+                             Logits which) {
+  run(tokens, state, logits, which);
+}
+
+void BlockModel::run(std::span<const int32_t> tokens, State& state, float* logits,
+                     Logits which) {
+  const size_t C = hp_.n_embd, V = hp_.vocab_size;
+  const size_t total = tokens.size();
+  for (size_t start = 0; start < total; start += kChunk) {
+    const size_t T = std::min(kChunk, total - start);
+    if (x_.size() < T * C) {
+      x_.assign(T * C, 0.0f);
+      tmp_.assign(T * C, 0.0f);
+    }
+    for (size_t t = 0; t < T; ++t) eh_.embed(tokens[start + t], x_.data() + t * C);
+    blocks(x_.data(), T, state);
+    if (which == Logits::all) {
+      eh_.logits(x_.data(), T, tmp_.data(), logits + start * V);
+    } else if (which == Logits::last && start + T == total) {
+      eh_.logits(x_.data() + (T - 1) * C, 1, tmp_.data(), logits);
+    }
+  }
+}
+
 }  // namespace wkv

@@ -60,11 +60,26 @@ Expected<std::unique_ptr<Model>> load_model(TensorMap tensors, const std::string
   auto v = detect_version(tensors);
   if (!v) return Error{where + ": " + v.error().message};
   switch (*v) {
+    case ModelVersion::v4: return load_v4(std::move(tensors), where);
+    case ModelVersion::v5_0:
+    case ModelVersion::v5_1:
+    case ModelVersion::v5_2: return load_v5(std::move(tensors), where, *v);
+    case ModelVersion::v6_0: return load_v6(std::move(tensors), where);
     case ModelVersion::v7_0: return load_v7(std::move(tensors), where);
-    default:
-      return Error{where + ": RWKV-" + std::string(version_name(*v)) +
-                   " checkpoint detected; this build of wkv runs RWKV-7 only"};
   }
+  return Error{where + ": unknown RWKV version"};
+}
+
+void State::add_slot(std::string name, std::vector<int64_t> shape, float init) {
+  size_t n = 1;
+  for (int64_t d : shape) n *= static_cast<size_t>(d);
+  slots.push_back({std::move(name), std::move(shape), data.size(), n, init});
+  data.resize(data.size() + n, init);
+}
+
+void State::reset() {
+  for (const auto& s : slots)
+    std::fill(data.begin() + s.offset, data.begin() + s.offset + s.size, s.init);
 }
 
 TensorMap State::to_tensors() const {

@@ -21,11 +21,12 @@ struct Hparams {
   ModelVersion version = ModelVersion::v7_0;
   int n_layer = 0;
   int n_embd = 0;     // C
-  int n_head = 0;     // H
-  int head_size = 0;  // N
+  int n_head = 0;     // H (0 for v4: no heads)
+  int head_size = 0;  // N (0 for v4)
   int ffn_size = 0;   // F
   int vocab_size = 0; // V
   int lora_w = 0, lora_a = 0, lora_v = 0, lora_g = 0;  // v7 LoRA widths (0 where absent)
+  int lora_maa = 0, lora_decay = 0;  // v6 LoRA widths: time_maa_w1 [C, 5*maa], time_decay_w1 [C, decay]
   int64_t params = 0;         // elements of all tensors the model uses
   std::string dtype;          // storage dtype of the large matrices: "f32", "bf16", "f16"
 };
@@ -37,16 +38,23 @@ Expected<ModelVersion> detect_version(const TensorMap& tensors);
 // The recurrent state: one fp32 buffer and named slots into it. Its size depends only on the
 // model, never on how many tokens it has seen. Slot names (per layer i) are the tensor names
 // of the state file: `blocks.{i}.att.x_prev` [C], `blocks.{i}.att.wkv` [H, N, N],
-// `blocks.{i}.ffn.x_prev` [C] (v7 wkv orientation: S[h, value, key], as the official code).
+// `blocks.{i}.ffn.x_prev` [C] (wkv orientation: v7 S[h, value, key], v5/v6 S[h, key, value],
+// as the official code); v4 has `att.aa`, `att.bb`, `att.pp` [C] instead of `att.wkv`.
 struct State {
   struct Slot {
     std::string name;
     std::vector<int64_t> shape;
     size_t offset = 0;  // in floats
     size_t size = 0;
+    float init = 0.0f;  // the value every element starts from (v4 att.pp: -1e30)
   };
   std::vector<float> data;
   std::vector<Slot> slots;
+
+  // Appends a slot of `shape`, its elements set to `init`.
+  void add_slot(std::string name, std::vector<int64_t> shape, float init = 0.0f);
+  // Every slot back to its initial value.
+  void reset();
 
   float* slot(size_t i) { return data.data() + slots[i].offset; }
   const float* slot(size_t i) const { return data.data() + slots[i].offset; }

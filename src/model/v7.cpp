@@ -15,9 +15,7 @@ namespace wkv {
 namespace {
 
 constexpr float kDecayScale = -0.606531f;  // -exp(-0.5): w = exp(kDecayScale * sigmoid(w_raw))
-constexpr float kGroupNormEps = 64e-5f;    // ln_x GroupNorm eps of the official code
 constexpr float kL2NormEps = 1e-12f;       // F.normalize eps for kk
-constexpr size_t kChunk = 64;              // tokens per matrix-product chunk in forward_seq
 
 struct Layer {
   std::vector<float> ln1_w, ln1_b, ln2_w, ln2_b;  // [C]
@@ -54,18 +52,13 @@ class ModelV7 final : public Model {
 
   State new_state() const override {
     State s;
-    const size_t C = hp_.n_embd, H = hp_.n_head, N = hp_.head_size;
-    size_t off = 0;
+    const int64_t C = hp_.n_embd, H = hp_.n_head, N = hp_.head_size;
     for (int i = 0; i < hp_.n_layer; ++i) {
       const std::string p = "blocks." + std::to_string(i) + ".";
-      s.slots.push_back({p + "att.x_prev", {int64_t(C)}, off, C});
-      off += C;
-      s.slots.push_back({p + "att.wkv", {int64_t(H), int64_t(N), int64_t(N)}, off, H * N * N});
-      off += H * N * N;
-      s.slots.push_back({p + "ffn.x_prev", {int64_t(C)}, off, C});
-      off += C;
+      s.add_slot(p + "att.x_prev", {C});
+      s.add_slot(p + "att.wkv", {H, N, N});
+      s.add_slot(p + "ffn.x_prev", {C});
     }
-    s.data.assign(off, 0.0f);
     return s;
   }
 

@@ -1,6 +1,7 @@
 // Tokenizer interface and its implementations: the RWKV "World" tokenizer (greedy longest
 // byte match over rwkv_vocab_v20230424.txt, ids identical to the official TRIE_TOKENIZER)
-// and a byte tokenizer (id = byte value). Utf8StreamDecoder (utf8.hpp) prints streams.
+// and a byte tokenizer (id = byte value); the GPT-NeoX-20B byte-level BPE of RWKV-4 Pile/Raven
+// models is in bpe.hpp. Utf8StreamDecoder (utf8.hpp) prints streams.
 #pragma once
 
 #include <cstdint>
@@ -24,9 +25,9 @@ class Tokenizer {
   // across tokens). An id the tokenizer does not know is an Error naming the id and its
   // position. World: id 0 (end of document, <|endoftext|>) decodes to "".
   virtual Expected<std::string> decode_bytes(std::span<const int32_t> ids) const = 0;
-  // One more than the largest id: World 65530 (ids 0..65529), bytes 256.
+  // One more than the largest id: World 65530 (ids 0..65529), bytes 256, 20B BPE 50277.
   virtual int32_t vocab_size() const = 0;
-  virtual std::string name() const = 0;  // "world" / "bytes"
+  virtual std::string name() const = 0;  // "world" / "bytes" / "bpe"
 };
 
 // Loads a World vocabulary file (format: shared/vocab/README.md; at most 64 MB). Errors name

@@ -23,9 +23,10 @@ std::string quote(const std::string& s) {
   return q + "'";
 }
 
-Result wkv(const std::vector<std::string>& args, const std::string& stdin_text = "") {
+Result wkv(const std::vector<std::string>& args, const std::string& stdin_text = "",
+           const std::string& env = "") {
   const std::string dir = test::temp_dir();
-  std::string cmd = quote(WKV_EXE);
+  std::string cmd = env + (env.empty() ? "" : " ") + quote(WKV_EXE);
   for (const auto& a : args) cmd += " " + quote(a);
   const std::string in = dir + "/stdin", out = dir + "/stdout", err = dir + "/stderr";
   std::ofstream(in) << stdin_text;
@@ -198,6 +199,26 @@ TEST(Cli, BadSamplingValuesAreUsageErrors) {
   EXPECT_EQ(r.code, 2);
   Result n = wkv({"generate", "-m", kTiny, "-p", "x", "--presence-penalty", "nan"});
   EXPECT_EQ(n.code, 2) << n.err;
+}
+
+TEST(Cli, WorldTokenizerIsChosenFromTheModelAndFoundInVocabDir) {
+  const std::string p = test::temp_dir() + "/world.safetensors";
+  ASSERT_EQ(wkv({"init", "-o", p, "--n-layer", "1", "--n-embd", "32", "--head-size", "32", "--vocab",
+                 "65536"}).code, 0);
+  Result missing = wkv({"generate", "-m", p, "-p", "Hello", "-n", "2"}, "", "WKV_VOCAB_DIR=/nonexistent");
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("rwkv_vocab_v20230424.txt"), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find("/nonexistent/"), std::string::npos) << missing.err;
+  Result found = wkv({"generate", "-m", p, "-p", "Hello", "-n", "4", "--seed", "1", "--ignore-eos"}, "",
+                     "WKV_VOCAB_DIR=" + quote(test::shared_dir() + "/vocab"));
+  EXPECT_EQ(found.code, 0) << found.err;
+  EXPECT_NE(found.err.find("prompt 1 tokens"), std::string::npos) << found.err;  // "Hello" is one World token
+}
+
+TEST(Cli, ConflictingTokenizerOptionsAreRejected) {
+  Result r = wkv({"tokenize", "--vocab", vocab(), "--tokenizer", "bytes", "--text", "x"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("exclude"), std::string::npos) << r.err;
 }
 
 TEST(Cli, InitWritesALoadableRandomModel) {

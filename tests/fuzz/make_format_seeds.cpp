@@ -1,10 +1,12 @@
-// Writes small, valid seed inputs for fuzz_pth and fuzz_safetensors (real checkpoints from
-// ../shared/testdata make good seeds too, but they are large and slow to mutate).
+// Writes small, valid seed inputs for fuzz_pth, fuzz_safetensors and (given a third folder)
+// fuzz_rwkvcpp (real checkpoints from ../shared/testdata make good seeds too, but they are
+// large and slow to mutate).
 #include <cstdio>
 #include <fstream>
 
 #include "formats/builders.hpp"
 #include "formats/formats.hpp"
+#include "formats/rwkvcpp_builder.hpp"
 
 namespace {
 
@@ -12,11 +14,47 @@ void write(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+// One small rwkv.cpp file per version (v4, v5, v6, v7), with every record type among them.
+void write_rwkvcpp_seeds(const std::string& dir) {
+  using wkv::test::BinRecord;
+  using wkv::test::f32_record;
+  auto blocks = [](size_t n, size_t bytes) {
+    std::string s;
+    for (size_t i = 0; i < n * bytes; ++i)
+      s += static_cast<char>(i % bytes < 2 ? (i % 2 ? 0x2c : 0x00) : i * 37);
+    return s;  // d (and m) = fp16 0x2c00 (1/16) at the start of each block
+  };
+  const std::string f16 = wkv::test::f16_data({0x3c00, 0xbc00, 0x3800, 0x0001});
+  const BinRecord emb = f32_record("emb.weight", {4, 32}, 0.01f);
+  write(dir + "/v4.bin", wkv::test::bin_file({emb,
+      {"blocks.0.att.time_decay", 0, {32}, wkv::test::f32_data(std::vector<float>(32, -0.5f))},
+      f32_record("blocks.0.att.time_first", {32}), f32_record("blocks.0.att.time_mix_k", {32}),
+      {"blocks.0.att.key.weight", 2, {2, 32}, blocks(2, 18)},
+      {"blocks.0.att.value.weight", 3, {2, 32}, blocks(2, 20)}}));
+  write(dir + "/v5.bin", wkv::test::bin_file({emb, f32_record("blocks.0.att.ln_x.weight", {32}),
+      {"blocks.0.att.time_decay", 0, {4, 8, 1}, wkv::test::f32_data(std::vector<float>(32, 0.5f))},
+      {"blocks.0.att.time_first", 0, {4, 1, 1}, wkv::test::f32_data({1, 2, 3, 4})},
+      f32_record("blocks.0.att.time_faaaa", {4, 8, 1}),
+      {"blocks.0.att.key.weight", 7, {2, 32}, blocks(2, 22)},
+      {"blocks.0.att.gate.weight", 1, {2, 2}, f16}}));
+  write(dir + "/v6.bin", wkv::test::bin_file({emb, f32_record("blocks.0.att.time_maa_x", {32}),
+      {"blocks.0.att.time_maa_w1", 8, {2, 32}, blocks(2, 24)},
+      f32_record("blocks.0.att.time_maa_w2", {5, 32, 2}),
+      f32_record("blocks.0.att.time_decay", {4, 8, 1}),
+      f32_record("blocks.0.att.time_decay_w1", {2, 32}),
+      f32_record("blocks.0.att.time_faaaa", {4, 8, 1})}));
+  write(dir + "/v7.bin", wkv::test::bin_file({emb, f32_record("blocks.0.att.x_rwkvag", {6, 1, 32}),
+      {"blocks.0.att.w1", 1, {2, 2}, f16}, f32_record("blocks.0.att.w2", {32, 2}),
+      f32_record("blocks.0.att.k_k", {1, 1, 32}), f32_record("blocks.0.att.r_k", {1, 32}),
+      {"blocks.0.ffn.key.weight", 9, {2, 32}, blocks(2, 34)}}, {.data_type = 9}));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s <pth_seed_dir> <safetensors_seed_dir>\n", argv[0]);
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: %s <pth_seed_dir> <safetensors_seed_dir> [<rwkvcpp_seed_dir>]\n",
+                 argv[0]);
     return 2;
   }
   using wkv::test::TensorSpec;
@@ -47,5 +85,6 @@ int main(int argc, char** argv) {
            {"/plain.safetensors", {}}, {"/meta.safetensors", {{"format", "pt"}}}}) {
     if (!wkv::save_safetensors(st + name, m, meta)) return 1;
   }
+  if (argc == 4) write_rwkvcpp_seeds(argv[3]);
   return 0;
 }

@@ -1,4 +1,5 @@
 // Scalar reference kernels: the truth that every SIMD path is tested against.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -97,6 +98,44 @@ void wkv7_step(float* S, const float* r, const float* w, const float* k, const f
         acc += s * r[o + j];
       }
       y[o + i] = acc;
+    }
+  }
+}
+
+void wkv4_step(float* aa, float* bb, float* pp, const float* w, const float* u, const float* k,
+               const float* v, float* y, size_t C) {
+  for (size_t c = 0; c < C; ++c) {
+    const float uk = u[c] + k[c];
+    float q = std::max(pp[c], uk);
+    float e1 = std::exp(pp[c] - q);
+    float e2 = std::exp(uk - q);
+    y[c] = (e1 * aa[c] + e2 * v[c]) / (e1 * bb[c] + e2);
+    const float pw = pp[c] + w[c];
+    q = std::max(pw, k[c]);
+    e1 = std::exp(pw - q);
+    e2 = std::exp(k[c] - q);
+    aa[c] = e1 * aa[c] + e2 * v[c];
+    bb[c] = e1 * bb[c] + e2;
+    pp[c] = q;
+  }
+}
+
+void wkv5_step(float* S, const float* r, const float* w, const float* u, const float* k,
+               const float* v, float* y, size_t H, size_t N) {
+  for (size_t h = 0; h < H; ++h) {
+    const size_t o = h * N;
+    float* Sh = S + h * N * N;
+    float* yh = y + o;
+    for (size_t j = 0; j < N; ++j) yh[j] = 0;
+    for (size_t i = 0; i < N; ++i) {  // row i = key channel: accumulate r_i * (...) into y
+      float* row = Sh + i * N;
+      const float ri = r[o + i], ki = k[o + i], ui = u[o + i], wi = w[o + i];
+      const float* vh = v + o;
+      for (size_t j = 0; j < N; ++j) {
+        const float kv = ki * vh[j];
+        yh[j] += ri * (ui * kv + row[j]);
+        row[j] = kv + wi * row[j];
+      }
     }
   }
 }
