@@ -129,7 +129,8 @@ const wkv::Tokenizer* neox() {
 void BM_Neox20bEncode(benchmark::State& state) {
   const auto* tok = neox();
   const std::string& text = neox_corpus();
-  if (!tok || text.empty()) return state.SkipWithError("20B_tokenizer.json or neox20b.jsonl missing");
+  if (!tok || text.empty())
+    return state.SkipWithError("20B_tokenizer.json or neox20b.jsonl missing");
   size_t n_tokens = 0;
   for (auto _ : state) {
     auto ids = tok->encode(text);
@@ -145,7 +146,8 @@ BENCHMARK(BM_Neox20bEncode)->Unit(benchmark::kMicrosecond);
 void BM_Neox20bDecode(benchmark::State& state) {
   const auto* tok = neox();
   const std::string& text = neox_corpus();
-  if (!tok || text.empty()) return state.SkipWithError("20B_tokenizer.json or neox20b.jsonl missing");
+  if (!tok || text.empty())
+    return state.SkipWithError("20B_tokenizer.json or neox20b.jsonl missing");
   const auto ids = tok->encode(text);
   for (auto _ : state) {
     auto bytes = tok->decode_bytes(ids);

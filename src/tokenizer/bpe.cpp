@@ -3,7 +3,6 @@
 // Pipeline and rules: bpe.hpp.
 #include "tokenizer/bpe.hpp"
 
-#include <nlohmann/json.hpp>
 #include <utf8proc.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <system_error>
 #include <unordered_map>
@@ -90,10 +90,17 @@ bool is_white_space(uint32_t cp) {
 bool is_word_char(uint32_t cp) {
   if (cp == 0x200C || cp == 0x200D) return true;
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN:
-    case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME: case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_PC:
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_PC:
       return true;
     default:
       return false;
@@ -116,24 +123,23 @@ bool char_before(std::string_view s, size_t end, uint32_t* cp, size_t* len) {
 // before them interacts with them or anything after them, and a run of them is in NFC.
 // (Checked for every code point of these ranges against the Unicode data; see test_bpe.cpp.)
 bool nfc_boundary_before(uint32_t cp) {
-  return cp < 0x300 ||                       // ASCII, Latin-1, Latin Extended, IPA
-         (cp >= 0x400 && cp <= 0x482) ||      // Cyrillic letters
-         (cp >= 0x2010 && cp <= 0x2027) ||    // dashes, quotes, ellipsis
-         (cp >= 0x3000 && cp <= 0x3029) ||    // CJK symbols and punctuation
-         (cp >= 0x3041 && cp <= 0x3096) ||    // Hiragana
-         (cp >= 0x30A1 && cp <= 0x30FA) ||    // Katakana
-         (cp >= 0x4E00 && cp <= 0x9FFF) ||    // CJK unified ideographs
-         (cp >= 0xAC00 && cp <= 0xD7A3) ||    // Hangul syllables
-         (cp >= 0xFF01 && cp <= 0xFF60);      // fullwidth forms
+  return cp < 0x300 ||                      // ASCII, Latin-1, Latin Extended, IPA
+         (cp >= 0x400 && cp <= 0x482) ||    // Cyrillic letters
+         (cp >= 0x2010 && cp <= 0x2027) ||  // dashes, quotes, ellipsis
+         (cp >= 0x3000 && cp <= 0x3029) ||  // CJK symbols and punctuation
+         (cp >= 0x3041 && cp <= 0x3096) ||  // Hiragana
+         (cp >= 0x30A1 && cp <= 0x30FA) ||  // Katakana
+         (cp >= 0x4E00 && cp <= 0x9FFF) ||  // CJK unified ideographs
+         (cp >= 0xAC00 && cp <= 0xD7A3) ||  // Hangul syllables
+         (cp >= 0xFF01 && cp <= 0xFF60);    // fullwidth forms
 }
 
 // Appends the NFC of valid UTF-8 `s` (utf8proc), `s` not split at a normalization boundary.
 void append_nfc_utf8proc(std::string& out, std::string_view s) {
   utf8proc_uint8_t* dst = nullptr;
-  const utf8proc_ssize_t n =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
-                   static_cast<utf8proc_ssize_t>(s.size()), &dst,
-                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  const utf8proc_ssize_t n = utf8proc_map(
+      reinterpret_cast<const utf8proc_uint8_t*>(s.data()), static_cast<utf8proc_ssize_t>(s.size()),
+      &dst, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
   if (n >= 0 && dst)
     out.append(reinterpret_cast<const char*>(dst), static_cast<size_t>(n));
   else
@@ -267,10 +273,15 @@ uint8_t class_of(uint32_t cp) {
   if (cp < 128) return ascii_classes().c[cp];
   if (is_white_space(cp)) return kWS;
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
       return kL;
-    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO:
       return kN;
     default:
       return kOther;
@@ -346,7 +357,8 @@ class AddedMatcher {
       }
       const AddedToken& a = tokens_[static_cast<size_t>(best)];
       size_t start = i, stop = i + best_len;
-      if (a.single_word && !(word_boundary_before(text, start) && word_boundary_after(text, stop))) {
+      if (a.single_word &&
+          !(word_boundary_before(text, start) && word_boundary_after(text, stop))) {
         i = stop;  // like a skipped Aho-Corasick match: the search goes on after it
         continue;
       }
@@ -550,7 +562,7 @@ class MergeQueue {
 
   struct Bucket {
     std::vector<uint32_t> pos;
-    size_t head = 0;      // sorted: pos[head..] are pending; heap: always 0
+    size_t head = 0;  // sorted: pos[head..] are pending; heap: always 0
     bool sorted = true;
     bool queued = false;  // its rank is in ranks_
     void clear() {
@@ -608,8 +620,8 @@ class BpeTokenizer final : public Tokenizer {
   AddedMatcher normalized_added_;  // normalized: true, matched after NFC
   int32_t byte_id_[256] = {};
   PairTable pairs_;
-  std::string pool_;           // every id's decoded bytes
-  std::vector<Span> spans_;    // by id
+  std::string pool_;         // every id's decoded bytes
+  std::vector<Span> spans_;  // by id
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -763,8 +775,9 @@ void BpeTokenizer::merge_word(std::string_view word, Scratch& s, std::vector<int
   auto update = [&](int32_t i) {
     const int32_t j = next[static_cast<size_t>(i)];
     rank[static_cast<size_t>(i)] =
-        j < 0 ? kNoRank : pairs_.find(sym[static_cast<size_t>(i)], sym[static_cast<size_t>(j)],
-                                      &merged[static_cast<size_t>(i)]);
+        j < 0 ? kNoRank
+              : pairs_.find(sym[static_cast<size_t>(i)], sym[static_cast<size_t>(j)],
+                            &merged[static_cast<size_t>(i)]);
   };
   // Merges the pair at i (with its right neighbour); returns the new left neighbour of i.
   auto merge_at = [&](int32_t i) {
@@ -809,7 +822,8 @@ void BpeTokenizer::merge_word(std::string_view word, Scratch& s, std::vector<int
         q.push(rank[static_cast<size_t>(p)], static_cast<uint32_t>(p));
     }
   }
-  for (int32_t i = 0; i >= 0; i = next[static_cast<size_t>(i)]) out.push_back(sym[static_cast<size_t>(i)]);
+  for (int32_t i = 0; i >= 0; i = next[static_cast<size_t>(i)])
+    out.push_back(sym[static_cast<size_t>(i)]);
 }
 
 Expected<std::string> BpeTokenizer::decode_bytes(std::span<const int32_t> ids) const {
@@ -949,7 +963,8 @@ Expected<std::unique_ptr<Tokenizer>> BpeTokenizer::build(const json& root, const
   {
     const json* t = member(*model, "type");
     if (t && !(t->is_string() && t->get<std::string>() == "BPE"))
-      return Error{src + ": model.type: unsupported model " + (t->is_string() ? "\"" + t->get<std::string>() + "\"" : type_name(t)) +
+      return Error{src + ": model.type: unsupported model " +
+                   (t->is_string() ? "\"" + t->get<std::string>() + "\"" : type_name(t)) +
                    " (supported: BPE)"};
     const json* dropout = member(*model, "dropout");
     if (dropout && !dropout->is_null() && !(dropout->is_number() && dropout->get<double>() == 0.0))
@@ -1032,7 +1047,8 @@ Expected<std::unique_ptr<Tokenizer>> BpeTokenizer::build(const json& root, const
       const std::string_view line = m.get_ref<const std::string&>();
       const size_t sp = line.find(' ');
       if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos)
-        return Error{where + ": " + quote_token(line) + " is not two tokens separated by one space"};
+        return Error{where + ": " + quote_token(line) +
+                     " is not two tokens separated by one space"};
       left = line.substr(0, sp);
       right = line.substr(sp + 1);
     } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
@@ -1091,8 +1107,8 @@ Expected<std::unique_ptr<Tokenizer>> BpeTokenizer::build(const json& root, const
       if (*nz && tok->nfc_) t.content = nfc_normalize(t.content);
       auto [it, fresh] = seen[*nz ? 1 : 0].emplace(t.content, i);
       if (!fresh)
-        return Error{where + ".content: " + quote_token(t.content) + " is the same as added_tokens[" +
-                     std::to_string(it->second) + "]"};
+        return Error{where + ".content: " + quote_token(t.content) +
+                     " is the same as added_tokens[" + std::to_string(it->second) + "]"};
       (*nz ? normalized : raw).push_back(std::move(t));
     }
   }
@@ -1125,8 +1141,8 @@ Expected<std::unique_ptr<Tokenizer>> parse_bpe_tokenizer(std::string_view json_t
                                                          std::string_view source) {
   const std::string src(source);
   if (json_text.size() > kBpeMaxJsonBytes)
-    return Error{src + ": file too large (" + std::to_string(json_text.size()) +
-                 " bytes, limit " + std::to_string(kBpeMaxJsonBytes) + ")"};
+    return Error{src + ": file too large (" + std::to_string(json_text.size()) + " bytes, limit " +
+                 std::to_string(kBpeMaxJsonBytes) + ")"};
   if (json_depth(json_text) > kMaxJsonDepth)
     return Error{src + ": JSON is nested too deeply (more than " + std::to_string(kMaxJsonDepth) +
                  " levels)"};

@@ -44,7 +44,7 @@
 namespace wkv {
 
 inline constexpr size_t kBpeMaxJsonBytes = 64u << 20;  // largest tokenizer.json accepted
-inline constexpr int32_t kBpeMaxId = (1 << 24) - 1;     // largest token id accepted
+inline constexpr int32_t kBpeMaxId = (1 << 24) - 1;    // largest token id accepted
 
 // Loads a tokenizer.json (at most kBpeMaxJsonBytes). Errors name the file and the JSON field
 // ("model.merges[12]: ..."); a missing file's error says where to get 20B_tokenizer.json.

@@ -154,6 +154,29 @@ TEST(Cli, TokenizeAndDetokenizeWorld) {
   EXPECT_EQ(nlohmann::json::parse(b.out), nlohmann::json({65, 66}));
 }
 
+TEST(Cli, TokenizeWithNeox20bTokenizerJson) {
+  const std::string json = test::shared_dir() + "/vocab/20B_tokenizer.json";
+  Result t = wkv({"tokenize", "--tokenizer-json", json, "--text", "Hello world"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_EQ(nlohmann::json::parse(t.out), nlohmann::json({12092, 1533}));
+  Result d = wkv({"detokenize", "--tokenizer-json", json, "--ids", "12092,1533"});
+  EXPECT_EQ(d.out, "Hello world");
+}
+
+TEST(Cli, OtherGenerationsGenerateFromTheirCheckpoints) {
+  for (const char* c : {"v4_random", "v5.2_random", "v6.0_random"}) {
+    // Vocabulary 512 says nothing about the tokenizer: it must be named, else a clear error.
+    const std::string m = test::testdata(std::string("models/") + c + "/model.pth");
+    Result none = wkv({"generate", "-m", m, "-p", "ab", "-n", "3"});
+    EXPECT_EQ(none.code, 1) << c;
+    EXPECT_NE(none.err.find("512"), std::string::npos) << none.err;
+    Result r = wkv({"generate", "-m", m, "--tokenizer", "bytes", "-p", "ab", "-n", "8", "--ignore-eos",
+                    "--temperature", "0"});
+    EXPECT_EQ(r.code, 0) << c << ": " << r.err;
+    EXPECT_NE(r.err.find("generated 8 tokens"), std::string::npos) << c << ": " << r.err;
+  }
+}
+
 TEST(Cli, MissingVocabularySaysWhereToGetOne) {
   Result r = wkv({"tokenize", "--vocab", "/nonexistent/vocab.txt", "--text", "x"});
   EXPECT_EQ(r.code, 1);

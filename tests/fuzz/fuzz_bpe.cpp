@@ -61,14 +61,14 @@ std::u32string token(std::string_view bytes) {
 // a special token and two runs of spaces as added tokens.
 std::string tiny_tokenizer_json() {
   const std::pair<std::string_view, std::string_view> merges[] = {
-      {"t", "h"}, {" ", "t"}, {"th", "e"}, {" t", "h"}, {" th", "e"}, {"a", "a"},
-      {"aa", "aa"}, {"e", "r"}, {" ", " "}, {"1", "2"}, {"\n", "\n"}};
+      {"t", "h"},   {" ", "t"}, {"th", "e"}, {" t", "h"}, {" th", "e"}, {"a", "a"},
+      {"aa", "aa"}, {"e", "r"}, {" ", " "},  {"1", "2"},  {"\n", "\n"}};
   std::string vocab, merge_list;
   int id = 0;
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
-    vocab += (b ? "," : "") + json_string(token(std::string_view(&c, 1))) + ":" +
-             std::to_string(id++);
+    vocab +=
+        (b ? "," : "") + json_string(token(std::string_view(&c, 1))) + ":" + std::to_string(id++);
   }
   for (const auto& [l, r] : merges) {
     const std::u32string left = token(l), right = token(r);
@@ -95,7 +95,8 @@ const Loaded& loaded() {
   static const Loaded l = [] {
     Loaded out;
     std::vector<std::string> candidates;
-    if (const char* e = std::getenv("WKV_SHARED")) candidates.push_back(std::string(e) + "/vocab/20B_tokenizer.json");
+    if (const char* e = std::getenv("WKV_SHARED"))
+      candidates.push_back(std::string(e) + "/vocab/20B_tokenizer.json");
     candidates.push_back("../shared/vocab/20B_tokenizer.json");
     candidates.push_back("../../shared/vocab/20B_tokenizer.json");
     for (const auto& path : candidates) {

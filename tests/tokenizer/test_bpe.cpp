@@ -247,11 +247,35 @@ std::string without_tokenless_bytes(std::string s) {
 TEST(BpeTokenizer, AnyBytesRoundTripThroughNfc) {
   ASSERT_NE(neox(), nullptr);
   std::mt19937 rng(7);
-  const std::vector<std::string> pieces = {
-      " ", "  ", "   ", "\n", "\t", "a", "Z", "'s", "'", "7", "<|endoftext|>", "<|pad",
-      "\xC3\xA9", "e\xCC\x81", "\xEF\xBF\xBD", "\xF0\x9F\x98\x80", "\xE4\xBD\xA0", "\xC2\xA0",
-      "\xE3\x80\x80", "\xCC\x81", "\x80", "\xFF", "\xF0\x9F", "\xED\xA0\x80", "\xC0\xAF", ".",
-      "\xE2\x84\xAB", "\xEA\xB0\x80\xE1\x86\xA8", "\x00"};
+  const std::vector<std::string> pieces = {" ",
+                                           "  ",
+                                           "   ",
+                                           "\n",
+                                           "\t",
+                                           "a",
+                                           "Z",
+                                           "'s",
+                                           "'",
+                                           "7",
+                                           "<|endoftext|>",
+                                           "<|pad",
+                                           "\xC3\xA9",
+                                           "e\xCC\x81",
+                                           "\xEF\xBF\xBD",
+                                           "\xF0\x9F\x98\x80",
+                                           "\xE4\xBD\xA0",
+                                           "\xC2\xA0",
+                                           "\xE3\x80\x80",
+                                           "\xCC\x81",
+                                           "\x80",
+                                           "\xFF",
+                                           "\xF0\x9F",
+                                           "\xED\xA0\x80",
+                                           "\xC0\xAF",
+                                           ".",
+                                           "\xE2\x84\xAB",
+                                           "\xEA\xB0\x80\xE1\x86\xA8",
+                                           "\x00"};
   for (int round = 0; round < 2000; ++round) {
     std::string s;
     const int n = static_cast<int>(rng() % 30);
@@ -293,10 +317,11 @@ TEST(BpeTokenizer, NfcShortcutsMatchPlainNfc) {
   // The characters nfc_normalize copies without utf8proc (nfc_boundary_before in bpe.cpp):
   // each is NFC, has combining class 0 and does not compose with what precedes it.
   const std::pair<uint32_t, uint32_t> ranges[] = {
-      {0x0, 0x2FF},      {0x400, 0x482},    {0x2010, 0x2027}, {0x3000, 0x3029}, {0x3041, 0x3096},
-      {0x30A1, 0x30FA},  {0x4E00, 0x9FFF},  {0xAC00, 0xD7A3}, {0xFF01, 0xFF60}};
-  const std::string before[] = {"a", "e", utf8(0x1100), utf8(0xAC00), utf8(0x0915), utf8(0x0B47),
-                                utf8(0x304B), utf8(0x0627), "e\xCC\x81", utf8(0x0BC6)};
+      {0x0, 0x2FF},     {0x400, 0x482},   {0x2010, 0x2027}, {0x3000, 0x3029}, {0x3041, 0x3096},
+      {0x30A1, 0x30FA}, {0x4E00, 0x9FFF}, {0xAC00, 0xD7A3}, {0xFF01, 0xFF60}};
+  const std::string before[] = {"a",          "e",          utf8(0x1100), utf8(0xAC00),
+                                utf8(0x0915), utf8(0x0B47), utf8(0x304B), utf8(0x0627),
+                                "e\xCC\x81",  utf8(0x0BC6)};
   for (auto [lo, hi] : ranges) {
     for (uint32_t cp = lo; cp <= hi; ++cp) {
       ASSERT_EQ(utf8proc_get_property(static_cast<utf8proc_int32_t>(cp))->combining_class, 0) << cp;
@@ -306,10 +331,11 @@ TEST(BpeTokenizer, NfcShortcutsMatchPlainNfc) {
     }
   }
   // Random mixtures of boundary characters, marks, jamo and composites.
-  const std::vector<uint32_t> cps = {'a', 'e', 'A', ' ', 0xE9, 0x301, 0x323, 0x307, 0x30A, 0x5B4,
-                                     0x5BC, 0x651, 0x64E, 0x1100, 0x1161, 0x11A8, 0xAC00, 0x304B,
-                                     0x3099, 0x212B, 0xF900, 0x0915, 0x093C, 0x0958, 0x4E00, 0x3002,
-                                     0x0B47, 0x0B3E, 0x0439, 0x0306, 0x1E0A, 0x0387, 0x2026, 0xFF21};
+  const std::vector<uint32_t> cps = {'a',    'e',    'A',    ' ',    0xE9,   0x301,  0x323,
+                                     0x307,  0x30A,  0x5B4,  0x5BC,  0x651,  0x64E,  0x1100,
+                                     0x1161, 0x11A8, 0xAC00, 0x304B, 0x3099, 0x212B, 0xF900,
+                                     0x0915, 0x093C, 0x0958, 0x4E00, 0x3002, 0x0B47, 0x0B3E,
+                                     0x0439, 0x0306, 0x1E0A, 0x0387, 0x2026, 0xFF21};
   std::mt19937 rng(3);
   for (int round = 0; round < 20000; ++round) {
     std::string s;
@@ -320,11 +346,13 @@ TEST(BpeTokenizer, NfcShortcutsMatchPlainNfc) {
 }
 
 TEST(BpeTokenizer, Nfc) {
-  EXPECT_EQ(nfc_normalize("e\xCC\x81"), "\xC3\xA9");                 // e + acute -> é
-  EXPECT_EQ(nfc_normalize("\xE2\x84\xAB"), "\xC3\x85");              // U+212B -> U+00C5
-  EXPECT_EQ(nfc_normalize("\xEF\xA4\x80"), "\xE8\xB1\x88");          // U+F900 -> U+8C48
+  EXPECT_EQ(nfc_normalize("e\xCC\x81"), "\xC3\xA9");                     // e + acute -> é
+  EXPECT_EQ(nfc_normalize("\xE2\x84\xAB"), "\xC3\x85");                  // U+212B -> U+00C5
+  EXPECT_EQ(nfc_normalize("\xEF\xA4\x80"), "\xE8\xB1\x88");              // U+F900 -> U+8C48
   EXPECT_EQ(nfc_normalize("\xE1\x84\x80\xE1\x85\xA1"), "\xEA\xB0\x80");  // jamo -> 가
-  EXPECT_EQ(nfc_normalize("a\xFF" "e\xCC\x81"), "a\xFF\xC3\xA9");    // invalid byte kept
+  EXPECT_EQ(nfc_normalize("a\xFF"
+                          "e\xCC\x81"),
+            "a\xFF\xC3\xA9");  // invalid byte kept
   EXPECT_EQ(nfc_normalize(std::string("x\0y", 3)), std::string("x\0y", 3));
   EXPECT_EQ(nfc_normalize(""), "");
 }
@@ -334,10 +362,10 @@ TEST(BpeTokenizer, Nfc) {
 
 // A byte-level tokenizer.json: the 256 byte tokens (ids 0..255 in byte order), `extra_vocab`
 // and `merges` appended, and the given added_tokens / pre_tokenizer.
-std::string tiny_json(const std::vector<std::string>& merges, const std::string& added = "[]",
-                      const std::string& pre =
-                          R"({"type": "ByteLevel", "add_prefix_space": false})",
-                      const std::string& normalizer = R"({"type": "NFC"})") {
+std::string tiny_json(
+    const std::vector<std::string>& merges, const std::string& added = "[]",
+    const std::string& pre = R"({"type": "ByteLevel", "add_prefix_space": false})",
+    const std::string& normalizer = R"({"type": "NFC"})") {
   nlohmann::json vocab = nlohmann::json::object();
   int extra = 0;
   std::string chars[256];
@@ -369,7 +397,9 @@ std::unique_ptr<Tokenizer> tiny(const std::string& json_text) {
 
 TEST(BpeTokenizer, TinyMergesAndPrefixSpace) {
   // ids: "Ġa" 256, "ab" 257, "Ġab" 258 (Ġ is the byte table's space)
-  const std::vector<std::string> merges = {"\xC4\xA0 a", "a b", "\xC4\xA0" "a b"};
+  const std::vector<std::string> merges = {"\xC4\xA0 a", "a b",
+                                           "\xC4\xA0"
+                                           "a b"};
   auto t = tiny(tiny_json(merges));
   ASSERT_NE(t, nullptr);
   EXPECT_EQ(t->vocab_size(), 259);
@@ -462,20 +492,24 @@ TEST(BpeTokenizer, LoadErrorsNameTheField) {
                        "model.vocab: no token for the byte 0x61"));
   EXPECT_TRUE(contains(without([](auto& k) { k["model"]["vocab"]["zz"] = "x"; }),
                        "model.vocab[\"zz\"]: id is not an integer"));
-  EXPECT_TRUE(contains(without([](auto& k) { k["model"]["vocab"]["zz"] = 1 << 30; }),
-                       "out of range"));
+  EXPECT_TRUE(
+      contains(without([](auto& k) { k["model"]["vocab"]["zz"] = 1 << 30; }), "out of range"));
   EXPECT_TRUE(contains(without([](auto& k) { k["model"]["vocab"]["zz"] = 5; }),
                        "model.vocab: id 5 is used by both"));
   EXPECT_TRUE(contains(without([](auto& k) { k["model"]["type"] = "WordPiece"; }),
                        "model.type: unsupported model \"WordPiece\""));
   EXPECT_TRUE(contains(without([](auto& k) { k["model"]["dropout"] = 0.1; }), "model.dropout"));
-  EXPECT_TRUE(contains(without([](auto& k) { k["normalizer"] = {{"type", "NFKC"}}; }),
+  EXPECT_TRUE(contains(without([](auto& k) {
+                         k["normalizer"] = {{"type", "NFKC"}};
+                       }),
                        "normalizer.type: unsupported normalizer \"NFKC\""));
   EXPECT_TRUE(contains(without([](auto& k) { k["pre_tokenizer"] = nullptr; }),
                        "pre_tokenizer: expected a ByteLevel"));
   EXPECT_TRUE(contains(without([](auto& k) { k["pre_tokenizer"]["add_prefix_space"] = 1; }),
                        "pre_tokenizer.add_prefix_space: expected true or false"));
-  EXPECT_TRUE(contains(without([](auto& k) { k["decoder"] = {{"type", "WordPiece"}}; }),
+  EXPECT_TRUE(contains(without([](auto& k) {
+                         k["decoder"] = {{"type", "WordPiece"}};
+                       }),
                        "decoder.type: unsupported"));
   auto with_added = [&](const char* added) {
     return without([&](auto& k) { k["added_tokens"] = nlohmann::json::parse(added); });
