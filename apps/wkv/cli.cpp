@@ -1,5 +1,7 @@
 #include "cli.hpp"
 
+#include <algorithm>
+
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
@@ -125,5 +127,21 @@ Expected<std::unique_ptr<Tokenizer>> make_tokenizer(const TokenizerOptions& o, i
   if (!f) return f.error();
   return load_bpe_tokenizer(*f);
 }
+
+namespace {
+std::vector<Command>& registry() {
+  static std::vector<Command> r;
+  return r;
+}
+}  // namespace
+
+RegisterCommand::RegisterCommand(const char* name, const char* help, CommandFn fn) {
+  auto& r = registry();
+  auto at = std::lower_bound(r.begin(), r.end(), std::string_view(name),
+                             [](const Command& c, std::string_view n) { return c.name < n; });
+  r.insert(at, Command{name, help, fn});
+}
+
+const std::vector<Command>& commands() { return registry(); }
 
 }  // namespace wkv::cli

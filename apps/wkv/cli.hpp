@@ -40,11 +40,19 @@ struct TokenizerOptions {
 Expected<std::unique_ptr<Tokenizer>> make_tokenizer(const TokenizerOptions& o, int model_vocab,
                                                     const std::string& model_path = "");
 
-int cmd_info(int argc, char** argv);
-int cmd_tokenize(int argc, char** argv);
-int cmd_detokenize(int argc, char** argv);
-int cmd_logits(int argc, char** argv);
-int cmd_generate(int argc, char** argv);
-int cmd_init(int argc, char** argv);
+// The subcommands. Each cmd_*.cpp registers its own with WKV_COMMAND at static-init time, so
+// adding one is adding one file (apps/wkv/CMakeLists.txt globs cmd_*.cpp).
+using CommandFn = int (*)(int argc, char** argv);
+struct Command {
+  const char* name;
+  const char* help;  // one line for `wkv --help`
+  CommandFn fn;
+};
+const std::vector<Command>& commands();  // sorted by name
+struct RegisterCommand {
+  RegisterCommand(const char* name, const char* help, CommandFn fn);
+};
+#define WKV_COMMAND(name, help, fn) \
+  static const ::wkv::cli::RegisterCommand wkv_register_##fn{name, help, fn}
 
 }  // namespace wkv::cli

@@ -77,4 +77,6 @@ int cmd_generate(int argc, char** argv) {
   });
 }
 
+WKV_COMMAND("generate", "generate text from a prompt, streamed to stdout", cmd_generate);
+
 }  // namespace wkv::cli

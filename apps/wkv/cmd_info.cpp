@@ -37,4 +37,6 @@ int cmd_info(int argc, char** argv) {
   });
 }
 
+WKV_COMMAND("info", "print a model's version and sizes as JSON", cmd_info);
+
 }  // namespace wkv::cli

@@ -31,4 +31,6 @@ int cmd_init(int argc, char** argv) {
   });
 }
 
+WKV_COMMAND("init", "write a random RWKV-7 checkpoint of given sizes (benchmarks, tests)", cmd_init);
+
 }  // namespace wkv::cli

@@ -59,4 +59,6 @@ int cmd_logits(int argc, char** argv) {
   });
 }
 
+WKV_COMMAND("logits", "write the logits of a token sequence to a safetensors file", cmd_logits);
+
 }  // namespace wkv::cli

@@ -58,4 +58,7 @@ int cmd_detokenize(int argc, char** argv) {
   });
 }
 
+WKV_COMMAND("tokenize", "text -> JSON array of token ids", cmd_tokenize);
+WKV_COMMAND("detokenize", "token ids -> bytes on stdout", cmd_detokenize);
+
 }  // namespace wkv::cli

@@ -1,39 +1,37 @@
-// wkv: the command-line front end. One file per subcommand; this one dispatches.
-#include <cstring>
+// wkv: the command-line front end. One file per subcommand (cmd_*.cpp), each registering
+// itself with WKV_COMMAND; this one dispatches.
+#include <algorithm>
+#include <cstdio>
 #include <iostream>
+#include <string>
 
 #include "cli.hpp"
 
 namespace {
-const char* kUsage =
-    "usage: wkv <command> [options]   (wkv <command> --help for details)\n"
-    "commands:\n"
-    "  generate    generate text from a prompt, streamed to stdout\n"
-    "  info        print a model's version and sizes as JSON\n"
-    "  logits      write the logits of a token sequence to a safetensors file\n"
-    "  tokenize    text -> JSON array of token ids\n"
-    "  detokenize  token ids -> bytes on stdout\n"
-    "  init        write a random RWKV-7 checkpoint of given sizes (benchmarks, tests)\n";
+void usage(std::ostream& os) {
+  os << "usage: wkv <command> [options]   (wkv <command> --help for details)\ncommands:\n";
+  for (const auto& c : wkv::cli::commands()) {
+    std::string name = c.name;
+    name.resize(std::max<size_t>(name.size() + 2, 12), ' ');
+    os << "  " << name << c.help << "\n";
+  }
 }
+}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "wkv: error: no command given\n" << kUsage;
+    std::cerr << "wkv: error: no command given\n";
+    usage(std::cerr);
     return 2;
   }
   const std::string cmd = argv[1];
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
-    std::cout << kUsage;
+    usage(std::cout);
     return 0;
   }
-  using Fn = int (*)(int, char**);
-  const std::pair<const char*, Fn> table[] = {
-      {"info", wkv::cli::cmd_info},         {"tokenize", wkv::cli::cmd_tokenize},
-      {"detokenize", wkv::cli::cmd_detokenize}, {"logits", wkv::cli::cmd_logits},
-      {"generate", wkv::cli::cmd_generate}, {"init", wkv::cli::cmd_init},
-  };
-  for (const auto& [name, fn] : table)
-    if (cmd == name) return fn(argc - 1, argv + 1);
-  std::cerr << "wkv: error: unknown command '" << cmd << "'\n" << kUsage;
+  for (const auto& c : wkv::cli::commands())
+    if (cmd == c.name) return c.fn(argc - 1, argv + 1);
+  std::cerr << "wkv: error: unknown command '" << cmd << "'\n";
+  usage(std::cerr);
   return 2;
 }

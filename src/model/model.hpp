@@ -68,6 +68,15 @@ struct State {
 // Which rows of logits a forward pass must produce.
 enum class Logits { none, last, all };
 
+// One sequence's part of a batched step: its new tokens (any number, at least one), its state,
+// and where its logits go ([T, V] for Logits::all, [V] for last, nothing for none).
+struct BatchItem {
+  std::span<const int32_t> tokens;
+  State* state = nullptr;
+  float* logits = nullptr;
+  Logits which = Logits::none;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -80,6 +89,13 @@ class Model {
   // `logits` receives [T, V] (Logits::all), [V] (Logits::last) or nothing.
   virtual void forward_seq(std::span<const int32_t> tokens, State& state, float* logits,
                            Logits which) = 0;
+  // Many sequences, each at its own position, advanced together. The result for every item
+  // equals forward_seq on it alone (to float rounding: a batched matrix product may sum in
+  // another order). The default runs them one after another; versions override it with
+  // matrix products over the rows of all items.
+  virtual void forward_batch(std::span<const BatchItem> items) {
+    for (const BatchItem& b : items) forward_seq(b.tokens, *b.state, b.logits, b.which);
+  }
 };
 
 // Builds the model for whatever version the tensors hold. The model keeps `tensors` alive and
