@@ -6,7 +6,7 @@
 namespace wkv {
 
 namespace {
-constexpr std::array<DTypeInfo, 10> kTable = {{
+constexpr std::array<DTypeInfo, 15> kTable = {{
     {DType::f32, 4, "f32", "F32"},
     {DType::f16, 2, "f16", "F16"},
     {DType::bf16, 2, "bf16", "BF16"},
@@ -17,14 +17,30 @@ constexpr std::array<DTypeInfo, 10> kTable = {{
     {DType::i32, 4, "i32", "I32"},
     {DType::i64, 8, "i64", "I64"},
     {DType::boolean, 1, "bool", "BOOL"},
+    {DType::q8_0, 34, "q8_0", "", 32},
+    {DType::q4_0, 18, "q4_0", "", 32},
+    {DType::q4_1, 20, "q4_1", "", 32},
+    {DType::q5_0, 22, "q5_0", "", 32},
+    {DType::q5_1, 24, "q5_1", "", 32},
 }};
+static_assert([] {
+  for (size_t i = 0; i < kTable.size(); ++i)
+    if (static_cast<size_t>(kTable[i].dtype) != i) return false;
+  return true;
+}(), "kTable rows must follow the DType enum order");
 }  // namespace
 
 const DTypeInfo& dtype_info(DType t) { return kTable[static_cast<size_t>(t)]; }
 
 std::optional<DType> dtype_from_safetensors(std::string_view name) {
   for (const auto& e : kTable)
-    if (e.safetensors == name) return e.dtype;
+    if (!e.safetensors.empty() && e.safetensors == name) return e.dtype;
+  return std::nullopt;
+}
+
+std::optional<DType> dtype_from_name(std::string_view name) {
+  for (const auto& e : kTable)
+    if (e.name == name) return e.dtype;
   return std::nullopt;
 }
 

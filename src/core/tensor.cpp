@@ -1,5 +1,7 @@
 #include "core/tensor.hpp"
 
+#include "core/quant.hpp"
+
 #include <cstring>
 
 namespace wkv {
@@ -56,6 +58,7 @@ float load_as_f32(DType dt, const std::byte* p) {
     case DType::i16: { int16_t v; std::memcpy(&v, p, 2); return v; }
     case DType::i32: { int32_t v; std::memcpy(&v, p, 4); return static_cast<float>(v); }
     case DType::i64: { int64_t v; std::memcpy(&v, p, 8); return static_cast<float>(v); }
+    default: break;  // quantized: whole rows only (to_f32 handles them)
   }
   return 0.0f;
 }
@@ -95,6 +98,11 @@ Tensor Tensor::from_bf16(std::vector<int64_t> shape, std::vector<uint16_t> bits)
 
 std::vector<float> to_f32(const Tensor& t) {
   std::vector<float> out(static_cast<size_t>(t.numel()));
+  if (dtype_is_quantized(t.dtype)) {
+    WKV_ASSERT(t.is_contiguous());
+    quant::dequantize_row(t.dtype, t.data, out.data(), out.size());
+    return out;
+  }
   const size_t es = dtype_size(t.dtype);
   if (t.is_contiguous() && t.dtype == DType::f32) {
     if (!out.empty()) std::memcpy(out.data(), t.data, out.size() * 4);
@@ -108,6 +116,7 @@ std::vector<float> to_f32(const Tensor& t) {
 std::vector<std::byte> contiguous_bytes(const Tensor& t) {
   const size_t es = dtype_size(t.dtype);
   std::vector<std::byte> out(t.nbytes());
+  WKV_ASSERT(t.is_contiguous() || !dtype_is_quantized(t.dtype));
   if (t.is_contiguous()) {
     if (!out.empty()) std::memcpy(out.data(), t.data, out.size());
     return out;

@@ -23,7 +23,8 @@ struct Tensor {
   std::shared_ptr<const void> owner;  // keeps `data` valid
 
   int64_t numel() const;
-  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
+  // Quantized tensors are contiguous with a last dim that is a multiple of the block.
+  size_t nbytes() const { return dtype_bytes(dtype, static_cast<size_t>(numel())); }
   bool is_contiguous() const;
   std::string shape_str() const;  // "[3, 128]"
 
