@@ -18,30 +18,41 @@ constexpr float kDecayScale = -0.606531f;  // -exp(-0.5): w = exp(kDecayScale * 
 constexpr float kL2NormEps = 1e-12f;       // F.normalize eps for kk
 
 struct Layer {
-  std::vector<float> ln1_w, ln1_b, ln2_w, ln2_b;  // [C]
+  std::vector<float> ln1_w, ln1_b, ln2_w, ln2_b;    // [C]
   std::vector<float> x_r, x_w, x_k, x_v, x_a, x_g;  // [C] token-shift mixes
-  std::vector<float> w0, a0, v0;                  // [C] LoRA biases (v0 unused in layer 0)
-  Matrix w1, w2, a1, a2, v1, v2, g1, g2;          // w1: [Dw, C] (transposed at load), w2: [C, Dw] ...
-  std::vector<float> k_k, k_a, r_k;               // [C] (r_k is [H, N] flattened)
-  Matrix Wr, Wk, Wv, Wo;                          // [C, C]
-  std::vector<float> lnx_w, lnx_b;                // [C] GroupNorm affine
-  std::vector<float> ffn_x_k;                     // [C]
-  Matrix ffn_k, ffn_v;                            // [F, C], [C, F]
+  std::vector<float> w0, a0, v0;                    // [C] LoRA biases (v0 unused in layer 0)
+  Matrix w1, w2, a1, a2, v1, v2, g1, g2;  // w1: [Dw, C] (transposed at load), w2: [C, Dw] ...
+  std::vector<float> k_k, k_a, r_k;       // [C] (r_k is [H, N] flattened)
+  Matrix Wr, Wk, Wv, Wo;                  // [C, C]
+  std::vector<float> lnx_w, lnx_b;        // [C] GroupNorm affine
+  std::vector<float> ffn_x_k;             // [C]
+  Matrix ffn_k, ffn_v;                    // [F, C], [C, F]
+};
+
+// A run of consecutive rows of one chunk that belong to one sequence: rows [row0, row0+n) hold
+// its tokens [tok0, tok0+n); its state is read before the first row and written after the last.
+struct Segment {
+  size_t row0 = 0, n = 0;
+  size_t item = 0, tok0 = 0;
+  State* state = nullptr;
 };
 
 // Scratch for one chunk of up to kChunk tokens (allocated once, reused).
 struct Work {
   size_t cap = 0;
   std::vector<float> x, xx, xr, xw, xk, xv, xa, xg, r, w, k, v, a, g, kk, vfirst, y, lo, hid, ffn;
+  std::vector<float> sel, head_out;  // rows that need logits, and their logits when scattered
   void reserve(size_t T, const Hparams& hp) {
     if (T <= cap) return;
     const size_t C = hp.n_embd, F = hp.ffn_size;
     const size_t D = std::max({hp.lora_w, hp.lora_a, hp.lora_v, hp.lora_g});
-    for (auto* b : {&x, &xx, &xr, &xw, &xk, &xv, &xa, &xg, &r, &w, &k, &v, &a, &g, &kk, &vfirst,
-                    &y, &lo})
+    for (auto* b :
+         {&x, &xx, &xr, &xw, &xk, &xv, &xa, &xg, &r, &w, &k, &v, &a, &g, &kk, &vfirst, &y, &lo})
       b->assign(T * C, 0.0f);
     hid.assign(T * std::max(D, C), 0.0f);
     ffn.assign(T * F, 0.0f);
+    sel.assign(T * C, 0.0f);
+    head_out.clear();  // grown on first batched use only
     cap = T;
   }
 };
@@ -63,20 +74,24 @@ class ModelV7 final : public Model {
   }
 
   void forward_one(int32_t token, State& state, float* logits) override {
-    run(std::span<const int32_t>(&token, 1), state, logits, logits ? Logits::last : Logits::none);
+    forward_seq(std::span<const int32_t>(&token, 1), state, logits,
+                logits ? Logits::last : Logits::none);
   }
 
   void forward_seq(std::span<const int32_t> tokens, State& state, float* logits,
                    Logits which) override {
-    run(tokens, state, logits, which);
+    const BatchItem item{tokens, &state, logits, which};
+    forward_batch(std::span<const BatchItem>(&item, 1));
   }
+
+  void forward_batch(std::span<const BatchItem> items) override;
 
   Status load(WeightReader& rd, const TensorMap& t, const std::string& where);
 
  private:
-  void run(std::span<const int32_t> tokens, State& state, float* logits, Logits which);
-  void time_mix(const Layer& L, int li, size_t T, float* att_prev, float* S);
-  void channel_mix(const Layer& L, size_t T, float* ffn_prev);
+  void run_chunk(std::span<const BatchItem> items, const std::vector<Segment>& segs, size_t T);
+  void time_mix(const Layer& L, int li, size_t T, const std::vector<Segment>& segs);
+  void channel_mix(const Layer& L, int li, size_t T, const std::vector<Segment>& segs);
 
   Hparams hp_;
   EmbedHead eh_;
@@ -84,7 +99,6 @@ class ModelV7 final : public Model {
   std::vector<std::shared_ptr<void>> buffers_;
   TensorMap tensors_;  // keeps in-place weights (mmap) alive
   Work wk_;
-
 
  public:
   static Expected<std::unique_ptr<Model>> create(TensorMap tensors, const std::string& where) {
@@ -123,8 +137,8 @@ Status ModelV7::load(WeightReader& rd, const TensorMap& t, const std::string& wh
   auto fk = t.find("blocks.0.ffn.key.weight");
   if (fk == t.end()) return Error{where + ": missing tensor 'blocks.0.ffn.key.weight'"};
   if (fk->second.shape.size() != 2 || fk->second.shape[0] <= 0 || fk->second.shape[0] > (1 << 20))
-    return Error{where + ": tensor 'blocks.0.ffn.key.weight' has shape " +
-                 fk->second.shape_str() + ", expected [ffn_size, n_embd]"};
+    return Error{where + ": tensor 'blocks.0.ffn.key.weight' has shape " + fk->second.shape_str() +
+                 ", expected [ffn_size, n_embd]"};
   hp_.ffn_size = static_cast<int>(fk->second.shape[0]);
   auto lw = lora_width(t, "blocks.0.att.w1", where);
   auto la = lora_width(t, "blocks.0.att.a1", where);
@@ -147,16 +161,20 @@ Status ModelV7::load(WeightReader& rd, const TensorMap& t, const std::string& wh
   for (int i = 0; i < hp_.n_layer; ++i) {
     Layer& L = layers_[i];
     const std::string p = "blocks." + std::to_string(i) + ".";
-    struct VecSpec { const char* name; std::vector<float>* dst; bool any_shape; };
+    struct VecSpec {
+      const char* name;
+      std::vector<float>* dst;
+      bool any_shape;
+    };
     const VecSpec vecs[] = {
-        {"ln1.weight", &L.ln1_w, false}, {"ln1.bias", &L.ln1_b, false},
-        {"ln2.weight", &L.ln2_w, false}, {"ln2.bias", &L.ln2_b, false},
-        {"att.x_r", &L.x_r, false},      {"att.x_w", &L.x_w, false},
-        {"att.x_k", &L.x_k, false},      {"att.x_v", &L.x_v, false},
-        {"att.x_a", &L.x_a, false},      {"att.x_g", &L.x_g, false},
-        {"att.w0", &L.w0, false},        {"att.a0", &L.a0, false},
-        {"att.k_k", &L.k_k, false},      {"att.k_a", &L.k_a, false},
-        {"att.r_k", &L.r_k, true},       {"att.ln_x.weight", &L.lnx_w, false},
+        {"ln1.weight", &L.ln1_w, false},    {"ln1.bias", &L.ln1_b, false},
+        {"ln2.weight", &L.ln2_w, false},    {"ln2.bias", &L.ln2_b, false},
+        {"att.x_r", &L.x_r, false},         {"att.x_w", &L.x_w, false},
+        {"att.x_k", &L.x_k, false},         {"att.x_v", &L.x_v, false},
+        {"att.x_a", &L.x_a, false},         {"att.x_g", &L.x_g, false},
+        {"att.w0", &L.w0, false},           {"att.a0", &L.a0, false},
+        {"att.k_k", &L.k_k, false},         {"att.k_a", &L.k_a, false},
+        {"att.r_k", &L.r_k, true},          {"att.ln_x.weight", &L.lnx_w, false},
         {"att.ln_x.bias", &L.lnx_b, false}, {"ffn.x_k", &L.ffn_x_k, false},
     };
     for (const auto& s : vecs) {
@@ -164,18 +182,30 @@ Status ModelV7::load(WeightReader& rd, const TensorMap& t, const std::string& wh
       if (!v) return v.error();
       *s.dst = std::move(*v);
     }
-    struct MatSpec { const char* name; Matrix* dst; int64_t rows, cols; bool transposed; };
+    struct MatSpec {
+      const char* name;
+      Matrix* dst;
+      int64_t rows, cols;
+      bool transposed;
+    };
     const int64_t Dw = hp_.lora_w, Da = hp_.lora_a, Dg = hp_.lora_g, Dv = hp_.lora_v;
     const MatSpec mats[] = {
-        {"att.w1", &L.w1, Dw, C, true},  {"att.w2", &L.w2, C, Dw, true},
-        {"att.a1", &L.a1, Da, C, true},  {"att.a2", &L.a2, C, Da, true},
-        {"att.g1", &L.g1, Dg, C, true},  {"att.g2", &L.g2, C, Dg, true},
-        {"att.receptance.weight", &L.Wr, C, C, false}, {"att.key.weight", &L.Wk, C, C, false},
-        {"att.value.weight", &L.Wv, C, C, false},      {"att.output.weight", &L.Wo, C, C, false},
-        {"ffn.key.weight", &L.ffn_k, F, C, false},     {"ffn.value.weight", &L.ffn_v, C, F, false},
+        {"att.w1", &L.w1, Dw, C, true},
+        {"att.w2", &L.w2, C, Dw, true},
+        {"att.a1", &L.a1, Da, C, true},
+        {"att.a2", &L.a2, C, Da, true},
+        {"att.g1", &L.g1, Dg, C, true},
+        {"att.g2", &L.g2, C, Dg, true},
+        {"att.receptance.weight", &L.Wr, C, C, false},
+        {"att.key.weight", &L.Wk, C, C, false},
+        {"att.value.weight", &L.Wv, C, C, false},
+        {"att.output.weight", &L.Wo, C, C, false},
+        {"ffn.key.weight", &L.ffn_k, F, C, false},
+        {"ffn.value.weight", &L.ffn_v, C, F, false},
     };
     for (const auto& s : mats) {
-      auto m = s.transposed ? rd.mat_t(p + s.name, s.rows, s.cols) : rd.mat(p + s.name, s.rows, s.cols);
+      auto m =
+          s.transposed ? rd.mat_t(p + s.name, s.rows, s.cols) : rd.mat(p + s.name, s.rows, s.cols);
       if (!m) return m.error();
       *s.dst = *m;
     }
@@ -200,50 +230,103 @@ Status ModelV7::load(WeightReader& rd, const TensorMap& t, const std::string& wh
   return Status::success();
 }
 
-void ModelV7::run(std::span<const int32_t> tokens, State& state, float* logits, Logits which) {
-  const size_t C = hp_.n_embd, V = hp_.vocab_size;
-  const size_t total = tokens.size();
-  WKV_ASSERT(state.slots.size() == size_t(3 * hp_.n_layer));
-  for (size_t start = 0; start < total; start += kChunk) {
-    const size_t T = std::min(kChunk, total - start);
-    wk_.reserve(T, hp_);
-    for (size_t t = 0; t < T; ++t) eh_.embed(tokens[start + t], wk_.x.data() + t * C);
-    for (int i = 0; i < hp_.n_layer; ++i) {
-      time_mix(layers_[i], i, T, state.slot(3 * i), state.slot(3 * i + 1));
-      channel_mix(layers_[i], T, state.slot(3 * i + 2));
-    }
-    if (which == Logits::all) {
-      eh_.logits(wk_.x.data(), T, wk_.xx.data(), logits + start * V);
-    } else if (which == Logits::last && start + T == total) {
-      eh_.logits(wk_.x.data() + (T - 1) * C, 1, wk_.xx.data(), logits);
+// Packs the items' tokens into chunks of up to kChunk rows (a long item spans several chunks,
+// its state carrying over; short items share a chunk), so every matrix product runs over the
+// rows of all items at once. One item alone is chunked exactly as forward_seq always was.
+void ModelV7::forward_batch(std::span<const BatchItem> items) {
+  std::vector<Segment> segs;
+  size_t rows = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    WKV_ASSERT(items[i].state && items[i].state->slots.size() == size_t(3 * hp_.n_layer));
+    size_t done = 0;
+    const size_t n_tok = items[i].tokens.size();
+    while (done < n_tok) {
+      const size_t n = std::min(kChunk - rows, n_tok - done);
+      segs.push_back(Segment{rows, n, i, done, items[i].state});
+      rows += n;
+      done += n;
+      if (rows == kChunk) {
+        run_chunk(items, segs, rows);
+        segs.clear();
+        rows = 0;
+      }
     }
   }
+  if (rows > 0) run_chunk(items, segs, rows);
 }
 
-// x += Wo · ((GroupNorm(S·r) + bonus) ⊙ g), with S updated per token; `att_prev` [C] is the
-// previous token's ln1 output, `S` [H, N, N] the WKV state, both updated.
-void ModelV7::time_mix(const Layer& L, int li, size_t T, float* att_prev, float* S) {
+void ModelV7::run_chunk(std::span<const BatchItem> items, const std::vector<Segment>& segs,
+                        size_t T) {
+  const size_t C = hp_.n_embd, V = hp_.vocab_size;
+  wk_.reserve(T, hp_);
+  for (const Segment& sg : segs)
+    for (size_t t = 0; t < sg.n; ++t)
+      eh_.embed(items[sg.item].tokens[sg.tok0 + t], wk_.x.data() + (sg.row0 + t) * C);
+  for (int i = 0; i < hp_.n_layer; ++i) {
+    time_mix(layers_[i], i, T, segs);
+    channel_mix(layers_[i], i, T, segs);
+  }
+  // The head, only for the rows that need logits: gathered into one matrix product, written
+  // straight to the destination when the rows land there contiguously (one sequence), else
+  // through a buffer.
+  struct Want {
+    size_t row;
+    float* dst;
+  };
+  std::vector<Want> want;
+  for (const Segment& sg : segs) {
+    const BatchItem& it = items[sg.item];
+    if (it.which == Logits::all) {
+      for (size_t t = 0; t < sg.n; ++t)
+        want.push_back({sg.row0 + t, it.logits + (sg.tok0 + t) * V});
+    } else if (it.which == Logits::last && sg.tok0 + sg.n == it.tokens.size()) {
+      want.push_back({sg.row0 + sg.n - 1, it.logits});
+    }
+  }
+  if (want.empty()) return;
+  bool direct = true;
+  for (size_t j = 1; j < want.size(); ++j)
+    direct = direct && want[j].dst == want[0].dst + j * V && want[j].row == want[0].row + j;
+  const size_t R = want.size();
+  if (direct) {
+    eh_.logits(wk_.x.data() + want[0].row * C, R, wk_.xx.data(), want[0].dst);
+    return;
+  }
+  for (size_t j = 0; j < R; ++j)
+    std::memcpy(wk_.sel.data() + j * C, wk_.x.data() + want[j].row * C, C * sizeof(float));
+  if (wk_.head_out.size() < R * V) wk_.head_out.resize(T * V);
+  eh_.logits(wk_.sel.data(), R, wk_.xx.data(), wk_.head_out.data());
+  for (size_t j = 0; j < R; ++j)
+    std::memcpy(want[j].dst, wk_.head_out.data() + j * V, V * sizeof(float));
+}
+
+// x += Wo · ((GroupNorm(S·r) + bonus) ⊙ g), with S updated per token. Each segment's state
+// gives the previous token's ln1 output (`att.x_prev` [C]) for its first row and its WKV
+// matrix S [H, N, N]; both are updated.
+void ModelV7::time_mix(const Layer& L, int li, size_t T, const std::vector<Segment>& segs) {
   const size_t C = hp_.n_embd, H = hp_.n_head, N = hp_.head_size;
   Work& W = wk_;
   // xx = ln1(x); token shift: previous row, or the state for the first token.
   for (size_t t = 0; t < T; ++t)
-    kernels::layer_norm(W.x.data() + t * C, L.ln1_w.data(), L.ln1_b.data(), W.xx.data() + t * C,
-                        C, kLayerNormEps);
-  for (size_t t = 0; t < T; ++t) {
-    const float* cur = W.xx.data() + t * C;
-    const float* prev = t == 0 ? att_prev : W.xx.data() + (t - 1) * C;
-    for (size_t c = 0; c < C; ++c) {
-      const float d = prev[c] - cur[c];  // official: xx = x_prev - x; x_* = x + xx * x_*
-      const size_t o = t * C + c;
-      W.xr[o] = cur[c] + d * L.x_r[c];
-      W.xw[o] = cur[c] + d * L.x_w[c];
-      W.xk[o] = cur[c] + d * L.x_k[c];
-      W.xv[o] = cur[c] + d * L.x_v[c];
-      W.xa[o] = cur[c] + d * L.x_a[c];
-      W.xg[o] = cur[c] + d * L.x_g[c];
+    kernels::layer_norm(W.x.data() + t * C, L.ln1_w.data(), L.ln1_b.data(), W.xx.data() + t * C, C,
+                        kLayerNormEps);
+  for (const Segment& sg : segs)
+    for (size_t t = sg.row0; t < sg.row0 + sg.n; ++t) {
+      const float* cur = W.xx.data() + t * C;
+      const float* prev = t == sg.row0 ? sg.state->slot(3 * li) : W.xx.data() + (t - 1) * C;
+      for (size_t c = 0; c < C; ++c) {
+        const float d = prev[c] - cur[c];  // official: xx = x_prev - x; x_* = x + xx * x_*
+        const size_t o = t * C + c;
+        W.xr[o] = cur[c] + d * L.x_r[c];
+        W.xw[o] = cur[c] + d * L.x_w[c];
+        W.xk[o] = cur[c] + d * L.x_k[c];
+        W.xv[o] = cur[c] + d * L.x_v[c];
+        W.xa[o] = cur[c] + d * L.x_a[c];
+        W.xg[o] = cur[c] + d * L.x_g[c];
+      }
     }
-  }
-  std::memcpy(att_prev, W.xx.data() + (T - 1) * C, C * sizeof(float));
+  for (const Segment& sg : segs)
+    std::memcpy(sg.state->slot(3 * li), W.xx.data() + (sg.row0 + sg.n - 1) * C, C * sizeof(float));
 
   matmul(L.Wr, W.xr.data(), W.r.data(), T);
   matmul(L.Wk, W.xk.data(), W.k.data(), T);
@@ -295,17 +378,19 @@ void ModelV7::time_mix(const Layer& L, int li, size_t T, float* att_prev, float*
 
   // The recurrence, token by token. Kernel form: a_ = -kk, b_ = kk * a.
   float* y = W.y.data();
-  for (size_t t = 0; t < T; ++t) {
-    const size_t o = t * C;
-    float* neg_kk = W.xr.data() + o;  // xr/xw are free now: reuse them for a_ and b_
-    float* kka = W.xw.data() + o;
-    for (size_t c = 0; c < C; ++c) {
-      neg_kk[c] = -W.kk[o + c];
-      kka[c] = W.kk[o + c] * W.a[o + c];
+  for (const Segment& sg : segs)
+    for (size_t t = sg.row0; t < sg.row0 + sg.n; ++t) {
+      float* S = sg.state->slot(3 * li + 1);
+      const size_t o = t * C;
+      float* neg_kk = W.xr.data() + o;  // xr/xw are free now: reuse them for a_ and b_
+      float* kka = W.xw.data() + o;
+      for (size_t c = 0; c < C; ++c) {
+        neg_kk[c] = -W.kk[o + c];
+        kka[c] = W.kk[o + c] * W.a[o + c];
+      }
+      kernels::wkv7_step(S, W.r.data() + o, W.w.data() + o, W.k.data() + o, W.v.data() + o, neg_kk,
+                         kka, y + o, H, N);
     }
-    kernels::wkv7_step(S, W.r.data() + o, W.w.data() + o, W.k.data() + o, W.v.data() + o, neg_kk,
-                       kka, y + o, H, N);
-  }
 
   // y = GroupNorm(y) + (sum_head r*k*r_k) * v; then (y * g) -> Wo
   for (size_t t = 0; t < T; ++t) {
@@ -327,18 +412,21 @@ void ModelV7::time_mix(const Layer& L, int li, size_t T, float* att_prev, float*
 }
 
 // x += Wv · relu(Wk · (xx + (prev - xx) ⊙ x_k))², xx = ln2(x).
-void ModelV7::channel_mix(const Layer& L, size_t T, float* ffn_prev) {
+void ModelV7::channel_mix(const Layer& L, int li, size_t T, const std::vector<Segment>& segs) {
   const size_t C = hp_.n_embd, F = hp_.ffn_size;
   Work& W = wk_;
   for (size_t t = 0; t < T; ++t)
-    kernels::layer_norm(W.x.data() + t * C, L.ln2_w.data(), L.ln2_b.data(), W.xx.data() + t * C,
-                        C, kLayerNormEps);
-  for (size_t t = 0; t < T; ++t) {
-    const float* cur = W.xx.data() + t * C;
-    const float* prev = t == 0 ? ffn_prev : W.xx.data() + (t - 1) * C;
-    for (size_t c = 0; c < C; ++c) W.xk[t * C + c] = cur[c] + (prev[c] - cur[c]) * L.ffn_x_k[c];
-  }
-  std::memcpy(ffn_prev, W.xx.data() + (T - 1) * C, C * sizeof(float));
+    kernels::layer_norm(W.x.data() + t * C, L.ln2_w.data(), L.ln2_b.data(), W.xx.data() + t * C, C,
+                        kLayerNormEps);
+  for (const Segment& sg : segs)
+    for (size_t t = sg.row0; t < sg.row0 + sg.n; ++t) {
+      const float* cur = W.xx.data() + t * C;
+      const float* prev = t == sg.row0 ? sg.state->slot(3 * li + 2) : W.xx.data() + (t - 1) * C;
+      for (size_t c = 0; c < C; ++c) W.xk[t * C + c] = cur[c] + (prev[c] - cur[c]) * L.ffn_x_k[c];
+    }
+  for (const Segment& sg : segs)
+    std::memcpy(sg.state->slot(3 * li + 2), W.xx.data() + (sg.row0 + sg.n - 1) * C,
+                C * sizeof(float));
   matmul(L.ffn_k, W.xk.data(), W.ffn.data(), T);
   for (size_t i = 0; i < T * F; ++i) {
     const float h = std::max(W.ffn[i], 0.0f);
