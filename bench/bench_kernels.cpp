@@ -1,53 +1,109 @@
-// Matrix-vector / matrix-matrix throughput of each kernel table at RWKV-7 sizes, reported as
-// GB/s of weights (generation is bandwidth-bound) and GFLOP/s (prompts are compute-bound).
+// Matrix-vector / matrix-matrix throughput of each kernel table for every weight dtype at
+// RWKV-7 sizes (one thread, the row-range kernels the model uses), reported as GB/s of weights
+// (generation is bandwidth-bound) and GFLOP/s (prompts are compute-bound); plus the WKV-7 step.
+//   build/bench/bench_kernels --benchmark_filter='q4_0' --benchmark_repetitions=3
 #include <benchmark/benchmark.h>
 
+#include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "core/quant.hpp"
 #include "kernels/kernels.hpp"
 
 namespace {
 
+using wkv::DType;
 using wkv::kernels::Table;
 
-void run(benchmark::State& state, const Table* t, bool bf16) {
+std::vector<unsigned char> make_weights(DType dt, size_t rows, size_t cols) {
+  std::mt19937 g(1);
+  std::normal_distribution<float> d;
+  std::vector<float> w(cols);
+  std::vector<unsigned char> out(wkv::dtype_bytes(dt, cols) * rows);
+  for (size_t r = 0; r < rows; ++r) {
+    for (auto& v : w) v = d(g);
+    unsigned char* dst = out.data() + r * wkv::dtype_bytes(dt, cols);
+    if (dt == DType::f32) {
+      std::memcpy(dst, w.data(), cols * 4);
+    } else if (dt == DType::bf16 || dt == DType::f16) {
+      for (size_t i = 0; i < cols; ++i) {
+        const uint16_t h = dt == DType::bf16 ? wkv::f32_to_bf16(w[i]) : wkv::f32_to_f16(w[i]);
+        std::memcpy(dst + 2 * i, &h, 2);
+      }
+    } else {
+      wkv::quant::quantize_row(dt, w.data(), dst, cols);
+    }
+  }
+  return out;
+}
+
+void run(benchmark::State& state, const Table* t, DType dt) {
   if (!t) {
     state.SkipWithError("kernel table not available on this CPU");
     return;
   }
   const size_t rows = static_cast<size_t>(state.range(0)), cols = rows;
   const size_t T = static_cast<size_t>(state.range(1));
-  std::mt19937 g(1);
+  const auto W = make_weights(dt, rows, cols);
+  std::mt19937 g(2);
   std::normal_distribution<float> d;
-  std::vector<float> W(rows * cols), X(T * cols), Y(T * rows);
-  for (auto& v : W) v = d(g);
+  std::vector<float> X(T * cols), Y(T * rows);
   for (auto& v : X) v = d(g);
-  std::vector<unsigned short> Wb(W.size());
-  for (size_t i = 0; i < W.size(); ++i) Wb[i] = static_cast<unsigned short>(0x3f80 + (i & 0x3f));
+  const auto fn = t->rows_for(dt);
   for (auto _ : state) {
-    if (bf16)
-      t->matmul_bf16(Wb.data(), X.data(), Y.data(), rows, cols, T);
-    else
-      t->matmul_f32(W.data(), X.data(), Y.data(), rows, cols, T);
+    fn(W.data(), X.data(), Y.data(), rows, cols, T, 0, rows);
     benchmark::DoNotOptimize(Y.data());
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * rows * cols * (bf16 ? 2 : 4)));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * W.size()));
   state.counters["GFLOP/s"] = benchmark::Counter(
       static_cast<double>(2 * rows * cols * T) * static_cast<double>(state.iterations()),
       benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 
-void BM_ref_f32(benchmark::State& s) { run(s, &wkv::kernels::ref_table(), false); }
-void BM_avx2_f32(benchmark::State& s) { run(s, wkv::kernels::avx2_table(), false); }
-void BM_ref_bf16(benchmark::State& s) { run(s, &wkv::kernels::ref_table(), true); }
-void BM_avx2_bf16(benchmark::State& s) { run(s, wkv::kernels::avx2_table(), true); }
+void wkv7(benchmark::State& state, const Table* t) {
+  if (!t) {
+    state.SkipWithError("kernel table not available on this CPU");
+    return;
+  }
+  const size_t H = 12, N = 64, C = H * N;
+  std::vector<float> S(H * N * N, 0.01f), r(C, 0.5f), w(C, 0.9f), k(C, 0.1f), v(C, 0.2f),
+      a(C, -0.1f), b(C, 0.05f), y(C);
+  for (auto _ : state) {
+    t->wkv7_step(S.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), y.data(),
+                 H, N);
+    benchmark::DoNotOptimize(y.data());
+  }
+}
 
-#define SIZES ->Args({768, 1})->Args({768, 64})->Args({2048, 1})
-BENCHMARK(BM_ref_f32) SIZES;
-BENCHMARK(BM_avx2_f32) SIZES;
-BENCHMARK(BM_ref_bf16) SIZES;
-BENCHMARK(BM_avx2_bf16) SIZES;
+const struct {
+  const char* name;
+  DType dt;
+} kTypes[] = {{"f32", DType::f32},   {"bf16", DType::bf16}, {"f16", DType::f16},
+              {"q8_0", DType::q8_0}, {"q4_0", DType::q4_0}, {"q4_1", DType::q4_1},
+              {"q5_0", DType::q5_0}, {"q5_1", DType::q5_1}};
+
+int register_all() {
+  for (const auto& ty : kTypes) {
+    for (const char* level : {"ref", "avx2"}) {
+      const Table* t = std::string(level) == "ref" ? &wkv::kernels::ref_table()
+                                                   : wkv::kernels::avx2_table();
+      const DType dt = ty.dt;
+      benchmark::RegisterBenchmark((std::string("matmul/") + level + "/" + ty.name).c_str(),
+                                   [t, dt](benchmark::State& s) { run(s, t, dt); })
+          ->Args({768, 1})
+          ->Args({768, 64})
+          ->Args({2048, 1});
+    }
+  }
+  benchmark::RegisterBenchmark("wkv7_step/ref/H12N64",
+                               [](benchmark::State& s) { wkv7(s, &wkv::kernels::ref_table()); });
+  benchmark::RegisterBenchmark("wkv7_step/avx2/H12N64",
+                               [](benchmark::State& s) { wkv7(s, wkv::kernels::avx2_table()); });
+  return 0;
+}
+[[maybe_unused]] const int registered = register_all();
 
 }  // namespace
 

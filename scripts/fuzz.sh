@@ -12,10 +12,10 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWit
 targets=$(grep -ho 'wkv_fuzz(fuzz_[a-z][a-z_]*' tests/fuzz/CMakeLists.txt | cut -d'(' -f2 | xargs)
 cmake --build build-fuzz --target $targets make_format_seeds
 mkdir -p build-fuzz/crashes build-fuzz/corpus/fuzz_pth build-fuzz/corpus/fuzz_safetensors \
-  build-fuzz/corpus/fuzz_rwkvcpp
+  build-fuzz/corpus/fuzz_rwkvcpp build-fuzz/corpus/fuzz_gguf
 # Small crafted seeds (fast to mutate) plus real files of each format.
 build-fuzz/tests/fuzz/make_format_seeds build-fuzz/corpus/fuzz_pth build-fuzz/corpus/fuzz_safetensors \
-  build-fuzz/corpus/fuzz_rwkvcpp
+  build-fuzz/corpus/fuzz_rwkvcpp build-fuzz/corpus/fuzz_gguf
 seeds_for() {
   case "$1" in
     fuzz_pth) echo "$shared"/testdata/models/v7.0_random_bf16/model.pth ;;

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "formats/formats.hpp"
+#include "formats/gguf.hpp"
 #include "tokenizer/bpe.hpp"
 
 namespace wkv::cli {
@@ -91,6 +92,40 @@ Expected<std::string> find_tokenizer_file(const char* file, const std::string& m
                "package, RWKV-LM)"};
 }
 
+// The vocabulary embedded in a GGUF model (tokenizer.ggml.*, llama.cpp's "rwkv" model): 256
+// single-byte tokens in byte order are the byte tokenizer; anything else is a World tokenizer
+// over the normal tokens (control `<s>` and unused `[PADn]` entries left out, as the official
+// vocabulary has them not). Nothing when the file is no GGUF or has no vocabulary.
+Expected<std::unique_ptr<Tokenizer>> gguf_tokenizer(const std::string& model_path) {
+  std::unique_ptr<Tokenizer> none;
+  if (model_path.empty()) return none;
+  char magic[4] = {};
+  if (!std::ifstream(model_path, std::ios::binary).read(magic, 4) || std::string(magic, 4) != "GGUF")
+    return none;
+  auto f = read_gguf(model_path);
+  if (!f) return f.error();
+  auto v = gguf_vocab(*f, model_path);
+  if (!v) return v.error();
+  if (!v->has_value()) return none;
+  const GgufVocab& voc = **v;
+  bool bytes = voc.tokens.size() == 256;
+  for (size_t i = 0; bytes && i < 256; ++i) bytes = voc.tokens[i] == std::string(1, static_cast<char>(i));
+  if (bytes) return make_byte_tokenizer();
+  static const char* hex = "0123456789abcdef";
+  std::string text;
+  for (size_t i = 1; i < voc.tokens.size(); ++i) {
+    if (voc.types[i] == 3 || voc.types[i] == 5 || voc.tokens[i].empty()) continue;
+    text += std::to_string(i) + " b'";
+    for (char c : voc.tokens[i]) {
+      const auto u = static_cast<unsigned char>(c);
+      (text += "\\x") += hex[u >> 4];
+      text += hex[u & 15];
+    }
+    text += "' " + std::to_string(voc.tokens[i].size()) + "\n";
+  }
+  return parse_world_tokenizer(text, model_path + " (embedded vocabulary)");
+}
+
 }  // namespace
 
 Expected<std::unique_ptr<Tokenizer>> make_tokenizer(const TokenizerOptions& o, int model_vocab,
@@ -106,6 +141,11 @@ Expected<std::unique_ptr<Tokenizer>> make_tokenizer(const TokenizerOptions& o, i
   if (!o.vocab.empty()) return load_world_tokenizer(o.vocab);
   if (!o.tokenizer_json.empty()) return load_bpe_tokenizer(o.tokenizer_json);
   std::string kind = o.tokenizer;
+  if (kind.empty()) {  // a GGUF that carries its vocabulary needs nothing else
+    auto g = gguf_tokenizer(model_path);
+    if (!g) return g.error();
+    if (*g) return std::move(*g);
+  }
   if (kind.empty()) {  // from the model: the embedding size tells which vocabulary it was trained on
     if (model_vocab == 256) kind = "bytes";
     else if (model_vocab == 65536) kind = "world";

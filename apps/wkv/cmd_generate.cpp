@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "kernels/kernels.hpp"
 #include "runtime/generate.hpp"
 
 namespace wkv::cli {
@@ -17,6 +18,9 @@ int cmd_generate(int argc, char** argv) {
   std::vector<std::string> stops;
   TokenizerOptions to;
   app.add_option("-m,--model", model, "checkpoint (.pth or .safetensors)")->required();
+  int threads = 0;
+  app.add_option("--threads", threads, "threads for matrix products (0 = all cores available)")
+      ->check(CLI::Range(0, 1024));
   to.add(app);
   app.add_option("-p,--prompt", prompt, "the prompt text")->required();
   app.add_option("-n,--tokens", n, "tokens to generate at most")->check(CLI::Range(0, 1 << 30));
@@ -40,6 +44,7 @@ int cmd_generate(int argc, char** argv) {
       std::cerr << "wkv generate: error: " << v.error().message << "\n" << app.help();
       return kExitUsage;
     }
+    kernels::set_threads(static_cast<size_t>(threads));
     auto m = load_model_file(model);
     if (!m) return fail(m.error());
     Model& net = **m;

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "kernels/kernels.hpp"
 #include "formats/formats.hpp"
 
 namespace wkv::cli {
@@ -11,6 +12,9 @@ int cmd_logits(int argc, char** argv) {
   CLI::App app{"Write the logits after each token as float32 `logits` [T, vocab].", "wkv logits"};
   std::string model, tokens, mode = "seq", state_in, state_out, out;
   app.add_option("-m,--model", model, "checkpoint (.pth or .safetensors)")->required();
+  int threads = 0;
+  app.add_option("--threads", threads, "threads for matrix products (0 = all cores available)")
+      ->check(CLI::Range(0, 1024));
   app.add_option("--tokens", tokens, "comma-separated token ids")->required();
   app.add_option("--mode", mode, "seq: whole sequence at once; rnn: one token per step")
       ->check(CLI::IsMember({"seq", "rnn"}));
@@ -23,6 +27,7 @@ int cmd_logits(int argc, char** argv) {
       std::cerr << "wkv logits: error: " << ids.error().message << "\n" << app.help();
       return kExitUsage;
     }
+    kernels::set_threads(static_cast<size_t>(threads));
     auto m = load_model_file(model);
     if (!m) return fail(m.error());
     Model& net = **m;

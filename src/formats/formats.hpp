@@ -37,8 +37,12 @@ Expected<TensorMap> load_safetensors(const std::string& path);
 // place when aligned, FP16 records stay f16, quantized records are dequantized exactly to f32.
 Expected<TensorMap> load_rwkvcpp(const std::string& path);
 
+// GGUF (llama.cpp's rwkv6/rwkv7 files and wkv's own; gguf.hpp has the container and mapping),
+// returned with the canonical official names, shapes and parameterisation.
+Expected<TensorMap> load_gguf(const std::string& path);
+
 // Picks the reader by content: zip magic "PK\x03\x04" -> load_pth, "fmgg" (0x67676d66
-// little-endian) -> load_rwkvcpp, otherwise safetensors.
+// little-endian) -> load_rwkvcpp, "GGUF" -> load_gguf, otherwise safetensors.
 Expected<TensorMap> load_tensors(const std::string& path);
 
 // Writes a safetensors file atomically: tensors contiguous in sorted-name order, header padded

@@ -12,12 +12,13 @@
 //           and 6 (Q4_3) are removed legacy formats and are rejected, as are quantized tensors
 //           in version-100 files (ggml changed every block layout before version 101).
 //   Quantized tensors are rows of 32-value blocks along the innermost dimension, which must
-//   therefore be a multiple of 32 (block layouts and formulas: see the Block* structs below).
+//   therefore be a multiple of 32 (block layouts and formulas: core/quant.hpp).
 //
 // Storage: FP32 records are used in place from the mapping when 4-byte aligned (copied
-// otherwise); FP16 records stay f16 (in place when 2-byte aligned); quantized records are
-// dequantized once, exactly, into owned f32 tensors. A record that is transformed below becomes
-// an owned f32 tensor.
+// otherwise); FP16 records stay f16 (in place when 2-byte aligned); quantized records stay
+// quantized (dtypes q4_0, q4_1, q5_0, q5_1, q8_0 of core/quant.hpp, ggml's block layouts) and
+// are used in place (block kernels read them unaligned). A record that is transformed below
+// (dequantized exactly by to_f32 where it is quantized) becomes an owned f32 tensor.
 //
 // Version (from names alone, as rwkv.cpp's converter decided it): any `att.x_rwkvag`,
 // `att.k_k` or `att.r_k` -> v7; else any `.time_maa` -> v6; else any `att.ln_x.` -> v5.x;
@@ -54,6 +55,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/quant.hpp"
 #include "formats/formats.hpp"
 
 namespace wkv {
@@ -68,85 +70,8 @@ constexpr int32_t kMaxDims = 4;  // ggml's GGML_MAX_DIMS: ne[4]
 constexpr int32_t kMaxKeyBytes = 1024;
 constexpr int kBlockValues = 32;  // every ggml block type read here (QK4_0 .. QK8_0)
 
-// ggml's block types (ggml-common.h since May 2023), byte for byte. `d` and `m` are fp16.
-struct BlockQ4_0 {  // value j = ((qs[j] & 15) - 8) * d, value j+16 = ((qs[j] >> 4) - 8) * d
-  uint16_t d;
-  uint8_t qs[16];
-};
-struct BlockQ4_1 {  // value j = (qs[j] & 15) * d + m, value j+16 = (qs[j] >> 4) * d + m
-  uint16_t d, m;
-  uint8_t qs[16];
-};
-struct BlockQ5_0 {  // 5-bit q: low 4 bits as Q4, bit 4 of value i is bit i of qh; (q - 16) * d
-  uint16_t d;
-  uint8_t qh[4];
-  uint8_t qs[16];
-};
-struct BlockQ5_1 {  // as Q5_0 without the -16: q * d + m
-  uint16_t d, m;
-  uint8_t qh[4];
-  uint8_t qs[16];
-};
-struct BlockQ8_0 {  // value j = qs[j] * d
-  uint16_t d;
-  int8_t qs[32];
-};
-static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_0) == 22 &&
-              sizeof(BlockQ5_1) == 24 && sizeof(BlockQ8_0) == 34);
-
-// Each q * d is exact in fp32 (at most 5 + 11 significant bits, or 8 + 11 for Q8_0), so the
-// results do not depend on FMA contraction: every value is the correctly rounded q * d + m.
-void dequant(const BlockQ4_0& b, float* y) {
-  const float d = f16_to_f32(b.d);
-  for (int j = 0; j < 16; ++j) {
-    y[j] = static_cast<float>((b.qs[j] & 15) - 8) * d;
-    y[j + 16] = static_cast<float>((b.qs[j] >> 4) - 8) * d;
-  }
-}
-void dequant(const BlockQ4_1& b, float* y) {
-  const float d = f16_to_f32(b.d), m = f16_to_f32(b.m);
-  for (int j = 0; j < 16; ++j) {
-    y[j] = static_cast<float>(b.qs[j] & 15) * d + m;
-    y[j + 16] = static_cast<float>(b.qs[j] >> 4) * d + m;
-  }
-}
-uint32_t qh_bits(const uint8_t (&qh)[4]) {
-  return static_cast<uint32_t>(qh[0]) | static_cast<uint32_t>(qh[1]) << 8 |
-         static_cast<uint32_t>(qh[2]) << 16 | static_cast<uint32_t>(qh[3]) << 24;
-}
-void dequant(const BlockQ5_0& b, float* y) {
-  const float d = f16_to_f32(b.d);
-  const uint32_t qh = qh_bits(b.qh);
-  for (int j = 0; j < 16; ++j) {
-    const int lo = (b.qs[j] & 15) | static_cast<int>(((qh >> j) & 1u) << 4);
-    const int hi = (b.qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
-    y[j] = static_cast<float>(lo - 16) * d;
-    y[j + 16] = static_cast<float>(hi - 16) * d;
-  }
-}
-void dequant(const BlockQ5_1& b, float* y) {
-  const float d = f16_to_f32(b.d), m = f16_to_f32(b.m);
-  const uint32_t qh = qh_bits(b.qh);
-  for (int j = 0; j < 16; ++j) {
-    const int lo = (b.qs[j] & 15) | static_cast<int>(((qh >> j) & 1u) << 4);
-    const int hi = (b.qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
-    y[j] = static_cast<float>(lo) * d + m;
-    y[j + 16] = static_cast<float>(hi) * d + m;
-  }
-}
-void dequant(const BlockQ8_0& b, float* y) {
-  const float d = f16_to_f32(b.d);
-  for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(b.qs[j]) * d;
-}
-
-template <class Block>
-void dequant_all(const std::byte* src, size_t blocks, float* out) {
-  for (size_t i = 0; i < blocks; ++i) {
-    Block b;
-    std::memcpy(&b, src + i * sizeof(Block), sizeof(Block));
-    dequant(b, out + i * kBlockValues);
-  }
-}
+// ggml's block types are core/quant.hpp's Block* structs (byte for byte, pinned there by
+// static_assert); quantized records are handed out as those dtypes without conversion.
 
 enum class Code : int32_t { f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 7, q5_1 = 8, q8_0 = 9 };
 
@@ -160,11 +85,11 @@ struct TypeInfo {
 constexpr TypeInfo kTypes[] = {
     {Code::f32, "FP32", 4, false},
     {Code::f16, "FP16", 2, false},
-    {Code::q4_0, "Q4_0", sizeof(BlockQ4_0), true},
-    {Code::q4_1, "Q4_1", sizeof(BlockQ4_1), true},
-    {Code::q5_0, "Q5_0", sizeof(BlockQ5_0), true},
-    {Code::q5_1, "Q5_1", sizeof(BlockQ5_1), true},
-    {Code::q8_0, "Q8_0", sizeof(BlockQ8_0), true},
+    {Code::q4_0, "Q4_0", sizeof(quant::BlockQ4_0), true},
+    {Code::q4_1, "Q4_1", sizeof(quant::BlockQ4_1), true},
+    {Code::q5_0, "Q5_0", sizeof(quant::BlockQ5_0), true},
+    {Code::q5_1, "Q5_1", sizeof(quant::BlockQ5_1), true},
+    {Code::q8_0, "Q8_0", sizeof(quant::BlockQ8_0), true},
 };
 
 // The type for a data_type code, or why it is not readable.
@@ -342,7 +267,8 @@ Expected<Record> RwkvCppLoader::record(size_t index, size_t* pos) const {
   return r;
 }
 
-// The record as stored: f32 (in place or copied), f16 (in place or copied), or dequantized f32.
+// The record as stored: f32 (in place or copied), f16 (in place or copied), or quantized blocks
+// (in place).
 Tensor RwkvCppLoader::decode(const Record& r) const {
   Tensor t;
   t.shape = r.shape;
@@ -358,31 +284,18 @@ Tensor RwkvCppLoader::decode(const Record& r) const {
     }
     return t;
   }
-  auto buf = std::make_shared<std::vector<float>>(static_cast<size_t>(r.numel));
-  const size_t blocks = static_cast<size_t>(r.numel) / kBlockValues;
   switch (r.type->code) {
-    case Code::q4_0:
-      dequant_all<BlockQ4_0>(r.data.data(), blocks, buf->data());
-      break;
-    case Code::q4_1:
-      dequant_all<BlockQ4_1>(r.data.data(), blocks, buf->data());
-      break;
-    case Code::q5_0:
-      dequant_all<BlockQ5_0>(r.data.data(), blocks, buf->data());
-      break;
-    case Code::q5_1:
-      dequant_all<BlockQ5_1>(r.data.data(), blocks, buf->data());
-      break;
-    case Code::q8_0:
-      dequant_all<BlockQ8_0>(r.data.data(), blocks, buf->data());
-      break;
+    case Code::q4_0: t.dtype = DType::q4_0; break;
+    case Code::q4_1: t.dtype = DType::q4_1; break;
+    case Code::q5_0: t.dtype = DType::q5_0; break;
+    case Code::q5_1: t.dtype = DType::q5_1; break;
+    case Code::q8_0: t.dtype = DType::q8_0; break;
     case Code::f32:
     case Code::f16:
       WKV_ASSERT(false);
   }
-  t.dtype = DType::f32;
-  t.data = reinterpret_cast<const std::byte*>(buf->data());
-  t.owner = buf;
+  t.data = r.data.data();
+  t.owner = owner_;
   return t;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "formats/formats.hpp"
+#include "formats/gguf.hpp"
 
 namespace wkv {
 
@@ -275,6 +276,7 @@ Expected<TensorMap> load_tensors(const std::string& path) {
     return r;
   }
   if (b.size() >= 4 && std::memcmp(b.data(), "fmgg", 4) == 0) return load_rwkvcpp_from_memory(path, b, *f);
+  if (b.size() >= 4 && std::memcmp(b.data(), "GGUF", 4) == 0) return load_gguf_from_memory(path, b, *f);
   auto r = parse_safetensors_memory(path, b, *f, nullptr);
   if (!r) {
     std::string why = r.error().message;

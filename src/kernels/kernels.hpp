@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <string>
 
+#include "core/dtype.hpp"
+
 namespace wkv::kernels {
 
 // Y[t, o] = sum_i W[o, i] * X[t, i]   W: [rows, cols], X: [T, cols], Y: [T, rows]
@@ -15,14 +17,38 @@ using MatmulF32 = void (*)(const float* W, const float* X, float* Y, size_t rows
 // Same with bf16 weights (upcast on the fly; the raw 16-bit patterns).
 using MatmulBF16 = void (*)(const unsigned short* W, const float* X, float* Y, size_t rows,
                             size_t cols, size_t T);
+// Rows [r0, r1) of the same product for weights of any supported dtype: W points at row 0 of
+// the whole [rows, cols] matrix (row o starts at dtype_bytes(dtype, cols) * o), Y is the whole
+// [T, rows] output; only Y[t, r0..r1) is written. Quantized dtypes need cols % 32 == 0.
+// Each output element is computed by the same code whatever the range, so splitting rows
+// across threads gives bit-identical results.
+using MatmulRows = void (*)(const void* W, const float* X, float* Y, size_t rows, size_t cols,
+                            size_t T, size_t r0, size_t r1);
+using Wkv7Step = void (*)(float* S, const float* r, const float* w, const float* k,
+                          const float* v, const float* a, const float* b, float* y, size_t H,
+                          size_t N);
+using Wkv5Step = void (*)(float* S, const float* r, const float* w, const float* u,
+                          const float* k, const float* v, float* y, size_t H, size_t N);
 
 struct Table {
-  MatmulF32 matmul_f32;
+  MatmulF32 matmul_f32;    // whole matrices (kept for callers outside the model)
   MatmulBF16 matmul_bf16;
+  // Row-range kernels, one per weight dtype.
+  MatmulRows rows_f32, rows_bf16, rows_f16, rows_q8_0, rows_q4_0, rows_q4_1, rows_q5_0,
+      rows_q5_1;
+  Wkv7Step wkv7_step;
+  Wkv5Step wkv5_step;
   const char* name;  // "ref", "avx2"
+
+  // The row-range kernel for weights of dtype `t`, or nullptr if there is none.
+  MatmulRows rows_for(DType t) const;
 };
 
-// The table for this CPU (chosen once). WKV_KERNELS=ref forces the scalar reference.
+// Weight dtypes the matmul kernels take (f32, bf16, f16 and every quantized type).
+bool matmul_supports(DType t);
+
+// The table for this CPU (chosen once). WKV_KERNELS=ref|avx2 forces a level (an unavailable
+// one falls back to the reference).
 const Table& table();
 const Table& ref_table();
 // SIMD tables compiled in and usable on this CPU (for tests against the reference).
@@ -32,6 +58,28 @@ namespace ref {
 void matmul_f32(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T);
 void matmul_bf16(const unsigned short* W, const float* X, float* Y, size_t rows, size_t cols,
                  size_t T);
+// Row-range references (fp32 accumulation; quantized blocks dequantized exactly, as
+// quant::dequantize_row does, then summed in block order).
+void matmul_f32_rows(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+                     size_t r0, size_t r1);
+void matmul_bf16_rows(const void* W, const float* X, float* Y, size_t rows, size_t cols,
+                      size_t T, size_t r0, size_t r1);
+void matmul_f16(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+                size_t r0, size_t r1);
+void matmul_q8_0(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+                 size_t r0, size_t r1);
+void matmul_q4_0(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+                 size_t r0, size_t r1);
+void matmul_q4_1(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+                 size_t r0, size_t r1);
+void matmul_q5_0(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+                 size_t r0, size_t r1);
+void matmul_q5_1(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+                 size_t r0, size_t r1);
+void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v,
+               const float* a, const float* b, float* y, size_t H, size_t N);
+void wkv5_step(float* S, const float* r, const float* w, const float* u, const float* k,
+               const float* v, float* y, size_t H, size_t N);
 }  // namespace ref
 
 // y = (x - mean) / sqrt(var + eps) * w + b over n channels (biased variance, as torch).
@@ -40,7 +88,8 @@ void layer_norm(const float* x, const float* w, const float* b, float* y, size_t
 void group_norm(const float* x, const float* w, const float* b, float* y, size_t H, size_t N,
                 float eps);
 
-// One RWKV-7 WKV step for all heads. S: [H, N(value i), N(key j)] updated in place:
+// One RWKV-7 WKV step for all heads (through the dispatch table). S: [H, N(value i), N(key j)]
+// updated in place:
 //   sa_i = sum_j a_j S_ij;  S_ij = S_ij*w_j + k_j*v_i + sa_i*b_j;  y_i = sum_j S_ij r_j
 // with a = -kk and b = kk*a_iclr as the official kernel names them.
 void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v,
@@ -54,10 +103,22 @@ void wkv7_step(float* S, const float* r, const float* w, const float* k, const f
 void wkv4_step(float* aa, float* bb, float* pp, const float* w, const float* u, const float* k,
                const float* v, float* y, size_t C);
 
-// One RWKV-5/6 WKV step for all heads. S: [H, N(key i), N(value j)] updated in place (the
-// official v5/v6 orientation, transposed w.r.t. wkv7_step); w, u per channel [H*N]:
+// One RWKV-5/6 WKV step for all heads (through the dispatch table). S: [H, N(key i),
+// N(value j)] updated in place (the official v5/v6 orientation, transposed w.r.t. wkv7_step);
+// w, u per channel [H*N]:
 //   y_j = sum_i r_i (u_i k_i v_j + S_ij);   S_ij = S_ij*w_i + k_i v_j
 void wkv5_step(float* S, const float* r, const float* w, const float* u, const float* k,
                const float* v, float* y, size_t H, size_t N);
+
+// Y[T, rows] = X[T, cols] * W^T for weights of dtype `wt` through the dispatch table, rows
+// split across the thread pool when the product is large enough. Bit-identical for any
+// thread count.
+void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size_t cols,
+            size_t T);
+
+// Threads used by matmul: 0 = $WKV_THREADS if set, else all cores available to the process.
+// Call it before running a model, not while one runs. Results do not depend on it.
+void set_threads(size_t n);
+size_t threads();
 
 }  // namespace wkv::kernels

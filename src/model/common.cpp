@@ -26,13 +26,7 @@ Status EmbedHead::load(WeightReader& r, int64_t V, int64_t C) {
 void EmbedHead::embed(int32_t token, float* x) const {
   const size_t C = emb.cols;
   WKV_ASSERT(token >= 0 && static_cast<size_t>(token) < emb.rows);
-  if (emb.dtype == DType::bf16) {
-    const uint16_t* row = static_cast<const uint16_t*>(emb.data) + static_cast<size_t>(token) * C;
-    for (size_t c = 0; c < C; ++c) x[c] = bf16_to_f32(row[c]);
-  } else {
-    std::memcpy(x, static_cast<const float*>(emb.data) + static_cast<size_t>(token) * C,
-                C * sizeof(float));
-  }
+  emb.row(static_cast<size_t>(token), x);  // any dtype, quantized rows dequantized exactly
   kernels::layer_norm(x, ln0_w.data(), ln0_b.data(), x, C, kLayerNormEps);
 }
 

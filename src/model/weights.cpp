@@ -1,15 +1,18 @@
 #include "model/weights.hpp"
 
+#include "core/quant.hpp"
 #include "kernels/kernels.hpp"
 
 namespace wkv {
 
 void matmul(const Matrix& W, const float* X, float* Y, size_t T) {
-  const auto& k = kernels::table();
-  if (W.dtype == DType::bf16)
-    k.matmul_bf16(static_cast<const unsigned short*>(W.data), X, Y, W.rows, W.cols, T);
-  else
-    k.matmul_f32(static_cast<const float*>(W.data), X, Y, W.rows, W.cols, T);
+  kernels::matmul(W.dtype, W.data, X, Y, W.rows, W.cols, T);
+}
+
+void Matrix::row(size_t r, float* out) const {
+  WKV_ASSERT(r < rows);
+  const size_t rb = dtype_bytes(dtype, cols);
+  quant::dequantize_row(dtype, static_cast<const unsigned char*>(data) + r * rb, out, cols);
 }
 
 Error WeightReader::missing(const std::string& name) const {
@@ -47,7 +50,9 @@ Expected<Matrix> WeightReader::mat(const std::string& name, int64_t rows, int64_
   Matrix m;
   m.rows = static_cast<size_t>(rows);
   m.cols = static_cast<size_t>(cols);
-  if (t.is_contiguous() && (t.dtype == DType::f32 || t.dtype == DType::bf16)) {
+  const bool usable = kernels::matmul_supports(t.dtype) &&
+                      (!dtype_is_quantized(t.dtype) || m.cols % dtype_info(t.dtype).block == 0);
+  if (t.is_contiguous() && usable) {
     m.dtype = t.dtype;
     m.data = t.data;  // in place: the TensorMap (kept by the model) owns the mapping
     return m;

@@ -11,15 +11,21 @@
 
 namespace wkv {
 
-// A weight matrix [rows, cols] for y = W x: fp32 or bf16 data, used in place from the file
-// when already contiguous in one of those dtypes, else converted once at load.
+// A weight matrix [rows, cols] for y = W x: f32, bf16, f16 or block-quantized (q8_0, q4_0,
+// q4_1, q5_0, q5_1; rows of cols/32 blocks) data, used in place from the file when contiguous
+// in one of those dtypes (quantized ones also need cols % 32 == 0), else converted once to f32
+// at load. Row o starts at dtype_bytes(dtype, cols) * o bytes.
 struct Matrix {
   DType dtype = DType::f32;
   const void* data = nullptr;
   size_t rows = 0, cols = 0;
+
+  // Row r as fp32 (any dtype; quantized rows dequantized exactly).
+  void row(size_t r, float* out) const;
 };
 
-// Y[T, rows] = X[T, cols] * W^T through the kernel dispatch table.
+// Y[T, rows] = X[T, cols] * W^T through the kernel dispatch table (rows split across the
+// kernels' thread pool; bit-identical for any thread count).
 void matmul(const Matrix& W, const float* X, float* Y, size_t T);
 
 class WeightReader {

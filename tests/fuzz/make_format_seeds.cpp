@@ -6,6 +6,7 @@
 
 #include "formats/builders.hpp"
 #include "formats/formats.hpp"
+#include "formats/gguf.hpp"
 #include "formats/rwkvcpp_builder.hpp"
 
 namespace {
@@ -49,11 +50,64 @@ void write_rwkvcpp_seeds(const std::string& dir) {
       {"blocks.0.ffn.key.weight", 9, {2, 32}, blocks(2, 34)}}, {.data_type = 9}));
 }
 
+// GGUF seeds: every metadata type and tensor type in one container, and a one-layer rwkv7 file
+// with 32 channels (llama.cpp's names and shapes).
+void write_gguf_seeds(const std::string& dir) {
+  using wkv::GgufType;
+  using wkv::GgufValue;
+  wkv::GgufFile f;
+  f.set("general.architecture", GgufValue::of_str("seed"));
+  for (uint32_t t = 0; t <= 12; ++t)
+    if (t != 8 && t != 9) f.set("k" + std::to_string(t), GgufValue::scalar(static_cast<GgufType>(t), 1));
+  f.set("strs", GgufValue::str_array({"a", "\\n", ""}));
+  f.set("ints", GgufValue::i32_array({1, -2, 3}));
+  std::vector<float> v(64);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i) / 7 - 4;
+  const wkv::Tensor src = wkv::Tensor::from_f32({2, 32}, v);
+  for (auto t : {wkv::DType::f32, wkv::DType::f16, wkv::DType::bf16, wkv::DType::q8_0,
+                 wkv::DType::q4_0, wkv::DType::q4_1, wkv::DType::q5_0, wkv::DType::q5_1})
+    f.tensors.emplace_back(std::string(wkv::dtype_name(t)), wkv::cast_tensor(src, t));
+  (void)wkv::save_gguf(dir + "/types.gguf", f);
+
+  const int64_t C = 32;
+  wkv::TensorMap m;
+  auto vec = [&](std::vector<int64_t> shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    std::vector<float> x(static_cast<size_t>(n));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 13) / 13;
+    return wkv::Tensor::from_f32(std::move(shape), std::move(x));
+  };
+  m["emb.weight"] = vec({8, C});
+  m["head.weight"] = vec({8, C});
+  for (const char* n : {"ln_out.weight", "ln_out.bias", "blocks.0.ln0.weight", "blocks.0.ln0.bias",
+                        "blocks.0.ln1.weight", "blocks.0.ln1.bias", "blocks.0.ln2.weight",
+                        "blocks.0.ln2.bias", "blocks.0.att.ln_x.weight", "blocks.0.att.ln_x.bias"})
+    m[n] = vec({C});
+  for (const char* n : {"x_r", "x_w", "x_k", "x_v", "x_a", "x_g", "w0", "a0", "k_k", "k_a"})
+    m[std::string("blocks.0.att.") + n] = vec({1, 1, C});
+  m["blocks.0.ffn.x_k"] = vec({1, 1, C});
+  for (const char* n : {"w1", "a1", "g1"}) m[std::string("blocks.0.att.") + n] = vec({C, 4});
+  for (const char* n : {"w2", "a2", "g2"}) m[std::string("blocks.0.att.") + n] = vec({4, C});
+  m["blocks.0.att.r_k"] = vec({1, C});
+  for (const char* n : {"receptance", "key", "value", "output"})
+    m[std::string("blocks.0.att.") + n + ".weight"] = vec({C, C});
+  m["blocks.0.ffn.key.weight"] = vec({2 * C, C});
+  m["blocks.0.ffn.value.weight"] = vec({C, 2 * C});
+  wkv::GgufExportOptions opt;
+  for (int i = 0; i < 8; ++i) {
+    opt.token_bytes.push_back(std::string(1, static_cast<char>('a' + i)));
+    opt.token_types.push_back(1);
+  }
+  auto g = wkv::rwkv_to_gguf(m, opt);
+  if (g) (void)wkv::save_gguf(dir + "/rwkv7.gguf", *g);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3 && argc != 4) {
-    std::fprintf(stderr, "usage: %s <pth_seed_dir> <safetensors_seed_dir> [<rwkvcpp_seed_dir>]\n",
+  if (argc < 3 || argc > 5) {
+    std::fprintf(stderr, "usage: %s <pth_seed_dir> <safetensors_seed_dir> [<rwkvcpp_seed_dir> [<gguf_seed_dir>]]\n",
                  argv[0]);
     return 2;
   }
@@ -85,6 +139,7 @@ int main(int argc, char** argv) {
            {"/plain.safetensors", {}}, {"/meta.safetensors", {{"format", "pt"}}}}) {
     if (!wkv::save_safetensors(st + name, m, meta)) return 1;
   }
-  if (argc == 4) write_rwkvcpp_seeds(argv[3]);
+  if (argc >= 4) write_rwkvcpp_seeds(argv[3]);
+  if (argc == 5) write_gguf_seeds(argv[4]);
   return 0;
 }

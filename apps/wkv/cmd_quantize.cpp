@@ -1,0 +1,64 @@
+// wkv quantize -m IN -o OUT.gguf --type q8_0|q4_0|q4_1|q5_0|q5_1 [--quantize-head]
+//
+// Rule (gguf_should_quantize, formats/gguf.hpp): only the large linear layers (attention
+// receptance/key/value/output/gate, FFN key/value/receptance) whose row length is a multiple of
+// 32 become blocks; the embedding, norms, decay/LoRA vectors and matrices, fused lerps and the
+// head (unless --quantize-head) keep their dtype, as rwkv.cpp does and close to llama.cpp
+// (which also quantizes the embedding).
+#include <chrono>
+#include <iostream>
+
+#include "cmd_convert.hpp"
+
+namespace wkv::cli {
+
+int cmd_quantize(int argc, char** argv) {
+  CLI::App app{"Quantize a checkpoint's large matrices into a GGUF file.", "wkv quantize"};
+  std::string in, out, type;
+  bool quantize_head = false, keep_head = false;
+  TokenizerOptions to;
+  app.add_option("-m,--model", in, "input checkpoint (.pth, .safetensors, rwkv.cpp .bin, .gguf)")->required();
+  app.add_option("-o,--output", out, "output GGUF file (*.gguf)")->required();
+  app.add_option("--type", type, "block type of the large matrices")
+      ->required()
+      ->check(CLI::IsMember({"q8_0", "q4_0", "q4_1", "q5_0", "q5_1"}));
+  auto* qh = app.add_flag("--quantize-head", quantize_head, "quantize the head (output) matrix too");
+  app.add_flag("--keep-head", keep_head, "keep the head in its dtype (the default)")->excludes(qh);
+  to.add(app);
+  return run(app, argc, argv, [&] {
+    if (!ends_with(out, ".gguf")) {
+      std::cerr << "wkv quantize: error: --output must end in .gguf\n" << app.help();
+      return kExitUsage;
+    }
+    const DType qt = *dtype_from_name(type);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto t = load_tensors(in);
+    if (!t) return fail(t.error());
+    auto f = build_gguf(in, *t, to);
+    if (!f) return fail(f.error());
+    const size_t n = f->tensors.size();
+    size_t done = 0, quantized = 0;
+    for (auto& [name, ten] : f->tensors) {
+      ++done;
+      const bool q = gguf_should_quantize(name, ten, quantize_head);
+      std::fprintf(stderr, "[%4zu/%zu] %-36s %-12s %-5s -> %s\n", done, n, name.c_str(),
+                   ten.shape_str().c_str(), std::string(dtype_name(ten.dtype)).c_str(),
+                   q ? type.c_str() : "kept");
+      if (q) {
+        ten = cast_tensor(ten, qt);
+        ++quantized;
+      }
+    }
+    gguf_update_file_type(*f);
+    if (Status st = save_gguf(out, *f); !st) return fail(st.error());
+    const auto t1 = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "wkv: %s (%s) -> %s (%s): %zu of %zu tensors %s, %.2f s\n", in.c_str(),
+                 mb(file_size(in)).c_str(), out.c_str(), mb(file_size(out)).c_str(), quantized, n,
+                 type.c_str(), std::chrono::duration<double>(t1 - t0).count());
+    return 0;
+  });
+}
+
+WKV_COMMAND("quantize", "quantize a checkpoint's large matrices into a GGUF file", cmd_quantize);
+
+}  // namespace wkv::cli

@@ -1,0 +1,29 @@
+// AVX2 + FMA + F16C kernels (cpu/avx2.cpp, compiled with target attributes and chosen at run
+// time); signatures as in kernels.hpp.
+#pragma once
+
+#include <cstddef>
+
+namespace wkv::kernels::avx2 {
+
+void matmul_f32(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T);
+void matmul_bf16(const unsigned short* W, const float* X, float* Y, size_t rows, size_t cols,
+                 size_t T);
+#define WKV_AVX2_ROWS(fn)                                                                   \
+  void fn(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,      \
+          size_t r0, size_t r1);
+WKV_AVX2_ROWS(rows_f32)
+WKV_AVX2_ROWS(rows_bf16)
+WKV_AVX2_ROWS(rows_f16)
+WKV_AVX2_ROWS(rows_q8_0)
+WKV_AVX2_ROWS(rows_q4_0)
+WKV_AVX2_ROWS(rows_q4_1)
+WKV_AVX2_ROWS(rows_q5_0)
+WKV_AVX2_ROWS(rows_q5_1)
+#undef WKV_AVX2_ROWS
+void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v,
+               const float* a, const float* b, float* y, size_t H, size_t N);
+void wkv5_step(float* S, const float* r, const float* w, const float* u, const float* k,
+               const float* v, float* y, size_t H, size_t N);
+
+}  // namespace wkv::kernels::avx2

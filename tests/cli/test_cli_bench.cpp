@@ -1,0 +1,72 @@
+// `wkv bench --json` on a tiny model: one JSON object with the promised keys and sane values.
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "test_util.hpp"
+
+namespace wkv {
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+Result wkv(const std::string& args) {
+  const std::string dir = test::temp_dir();
+  const std::string out = dir + "/bench_stdout", err = dir + "/bench_stderr";
+  const std::string cmd =
+      std::string("'") + WKV_EXE + "' " + args + " </dev/null >'" + out + "' 2>'" + err + "'";
+  Result r;
+  const int st = std::system(cmd.c_str());
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  std::stringstream so, se;
+  so << std::ifstream(out).rdbuf();
+  se << std::ifstream(err).rdbuf();
+  r.out = so.str();
+  r.err = se.str();
+  return r;
+}
+
+const std::string kTiny = test::testdata("models/rwkvcpp_tiny_7v0_834K/model.pth");
+
+TEST(CliBench, JsonHasEveryKeyWithSaneValues) {
+  Result r = wkv("bench -m '" + kTiny + "' --prompt 16 --gen 8 --threads 2 --probe-mb 32 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* k : {"prompt_tok_s", "gen_tok_s", "peak_rss_mb", "gen_ceiling_tok_s",
+                        "prompt_ceiling_tok_s", "bandwidth_gb_s", "gemm_gflop_s",
+                        "weight_bytes_per_token", "gen_fraction", "prompt_fraction"}) {
+    ASSERT_TRUE(j.contains(k)) << k;
+    const double v = j.at(k).get<double>();
+    EXPECT_TRUE(std::isfinite(v) && v > 0) << k << " = " << v;
+  }
+  EXPECT_EQ(j.at("threads").get<int>(), 2);
+  EXPECT_EQ(j.at("dtype").get<std::string>(), "f32");
+  EXPECT_EQ(j.at("prompt_tokens").get<int>(), 16);
+  EXPECT_EQ(j.at("gen_tokens").get<int>(), 8);
+  // Tiny model (834K params, f32): ~3 MB of weights per token, far below any RSS limit.
+  EXPECT_GT(j.at("weight_bytes_per_token").get<double>(), 1e6);
+  EXPECT_LT(j.at("weight_bytes_per_token").get<double>(), 5e6);
+  EXPECT_LT(j.at("peak_rss_mb").get<double>(), 4000);
+  // The ceilings follow from the probes.
+  EXPECT_NEAR(j.at("gen_ceiling_tok_s").get<double>(),
+              j.at("bandwidth_gb_s").get<double>() * 1e9 / j.at("weight_bytes_per_token").get<double>(),
+              1e-6 * j.at("gen_ceiling_tok_s").get<double>());
+  EXPECT_NEAR(j.at("gen_fraction").get<double>(),
+              j.at("gen_tok_s").get<double>() / j.at("gen_ceiling_tok_s").get<double>(), 1e-9);
+}
+
+TEST(CliBench, BadArgumentsExitWithUsage) {
+  EXPECT_EQ(wkv("bench --threads 2").code, 2);  // no model
+  EXPECT_EQ(wkv("bench -m '" + kTiny + "' --threads -1").code, 2);
+  EXPECT_EQ(wkv("bench -m /nonexistent.pth --prompt 4 --gen 1").code, 1);
+}
+
+}  // namespace
+}  // namespace wkv

@@ -1,0 +1,191 @@
+// Block quantizers: round-trip error bounds per type, and byte-identity with ggml's quantizer
+// on real data (rwkv.cpp's Q5_0 / Q5_1 files of the tiny RWKV-7 against its FP32 file).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/quant.hpp"
+#include "test_util.hpp"
+
+namespace wkv {
+namespace {
+
+using quant::kBlock;
+
+std::vector<float> random_row(size_t n, uint32_t seed, float offset) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(offset, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  // A few outliers and an exactly-zero block, as real weights have.
+  v[5] *= 20.0f;
+  std::fill(v.begin() + static_cast<ptrdiff_t>(2 * kBlock),
+            v.begin() + static_cast<ptrdiff_t>(3 * kBlock), 0.0f);
+  return v;
+}
+
+struct Bound {
+  DType t;
+  // Max error allowed within a block, from its min, max and absolute max.
+  float (*max_err)(float mn, float mx, float amax);
+  float rms_frac;  // rms error over the row must stay below this fraction of the max bound
+};
+
+const Bound kBounds[] = {
+    // d = amax/127 (fp16-rounded: relative 2^-11 on each |q| <= 127 level).
+    {DType::q8_0, [](float, float, float a) { return a / 127 * 0.5f + a * 0x1p-11f; }, 0.7f},
+    // d = -max/8: the extreme maps exactly; the other sign may clamp (+8 -> 7): error <= |d|.
+    {DType::q4_0, [](float, float, float a) { return a / 8 + a * 0x1p-10f; }, 0.45f},
+    {DType::q4_1,
+     [](float mn, float mx, float) {
+       const float d = (mx - mn) / 15;
+       return d * 0.5f + d * 15 * 0x1p-11f + std::fabs(mn) * 0x1p-11f + 1e-6f;
+     },
+     0.7f},
+    {DType::q5_0, [](float, float, float a) { return a / 16 + a * 0x1p-10f; }, 0.45f},
+    {DType::q5_1,
+     [](float mn, float mx, float) {
+       const float d = (mx - mn) / 31;
+       return d * 0.5f + d * 31 * 0x1p-11f + std::fabs(mn) * 0x1p-11f + 1e-6f;
+     },
+     0.7f},
+};
+
+TEST(Quant, RoundTripErrorWithinBoundsForEveryType) {
+  const size_t n = 32 * kBlock;
+  for (const Bound& b : kBounds) {
+    for (float offset : {0.0f, 3.0f}) {
+      SCOPED_TRACE(std::string(dtype_name(b.t)) + " offset " + std::to_string(offset));
+      const auto x = random_row(n, 7, offset);
+      std::vector<unsigned char> q(dtype_bytes(b.t, n));
+      quant::quantize_row(b.t, x.data(), q.data(), n);
+      std::vector<float> y(n);
+      quant::dequantize_row(b.t, q.data(), y.data(), n);
+      double se = 0, sb = 0;
+      for (size_t blk = 0; blk < n / kBlock; ++blk) {
+        const float* xb = x.data() + blk * kBlock;
+        const float mn = *std::min_element(xb, xb + kBlock);
+        const float mx = *std::max_element(xb, xb + kBlock);
+        const float amax = std::max(std::fabs(mn), std::fabs(mx));
+        const float bound = b.max_err(mn, mx, amax);
+        for (size_t j = 0; j < kBlock; ++j) {
+          const float e = std::fabs(y[blk * kBlock + j] - xb[j]);
+          EXPECT_LE(e, bound) << "block " << blk << " j " << j;
+          se += static_cast<double>(e) * e;
+          sb += static_cast<double>(bound) * bound;
+        }
+        if (amax == 0.0f) {
+          for (size_t j = 0; j < kBlock; ++j) EXPECT_EQ(y[blk * kBlock + j], 0.0f);
+        }
+      }
+      // Errors spread over the quantization step, not piled at the bound.
+      EXPECT_LT(std::sqrt(se / sb), b.rms_frac);
+    }
+  }
+}
+
+TEST(Quant, Q8_0ExtremesMapToPlusMinus127) {
+  std::vector<float> x(kBlock, 0.0f);
+  x[3] = -2.54f;
+  x[9] = 1.27f;
+  quant::BlockQ8_0 b;
+  quant::quantize_row(DType::q8_0, x.data(), &b, kBlock);
+  EXPECT_EQ(b.qs[3], -127);
+  EXPECT_EQ(b.qs[9], 64);  // 1.27 / 0.02 = 63.5 rounds away from zero
+  EXPECT_EQ(b.qs[0], 0);
+}
+
+// ---- ggml byte-identity on real data ----------------------------------------------------------
+
+struct Record {
+  int32_t type;
+  std::vector<int32_t> dims;
+  size_t numel;
+  std::vector<unsigned char> data;
+};
+
+// The records of an rwkv.cpp .bin file by name (raw, as stored).
+std::map<std::string, Record> read_bin(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(f)), {});
+  std::map<std::string, Record> out;
+  EXPECT_GE(bytes.size(), 24u) << path;
+  size_t pos = 24;
+  auto i32 = [&](size_t at) {
+    int32_t v;
+    std::memcpy(&v, bytes.data() + at, 4);
+    return v;
+  };
+  while (pos + 12 <= bytes.size()) {
+    Record r;
+    const int32_t nd = i32(pos), klen = i32(pos + 4);
+    r.type = i32(pos + 8);
+    pos += 12;
+    r.numel = 1;
+    for (int32_t d = 0; d < nd; ++d, pos += 4) {
+      r.dims.push_back(i32(pos));
+      r.numel *= static_cast<size_t>(r.dims.back());
+    }
+    std::string key(reinterpret_cast<const char*>(bytes.data() + pos), static_cast<size_t>(klen));
+    pos += static_cast<size_t>(klen);
+    size_t nbytes = 0;
+    switch (r.type) {
+      case 0: nbytes = 4 * r.numel; break;
+      case 1: nbytes = 2 * r.numel; break;
+      case 7: nbytes = r.numel / 32 * 22; break;
+      case 8: nbytes = r.numel / 32 * 24; break;
+      default: ADD_FAILURE() << "unexpected type " << r.type << " in " << path; return out;
+    }
+    if (pos + nbytes > bytes.size()) {
+      ADD_FAILURE() << "truncated " << path;
+      return out;
+    }
+    r.data.assign(bytes.begin() + static_cast<ptrdiff_t>(pos),
+                  bytes.begin() + static_cast<ptrdiff_t>(pos + nbytes));
+    pos += nbytes;
+    out.emplace(std::move(key), std::move(r));
+  }
+  return out;
+}
+
+std::string bin(const char* kind) {
+  return test::testdata(std::string("rwkvcpp/tiny-rwkv-7v0-834K-") + kind + ".bin");
+}
+
+TEST(Quant, Q5QuantizerIsByteIdenticalToGgmlOnRealWeights) {
+  const auto fp32 = read_bin(bin("FP32"));
+  ASSERT_FALSE(fp32.empty());
+  for (auto [kind, code, dt] : {std::tuple{"Q5_0", 7, DType::q5_0}, std::tuple{"Q5_1", 8, DType::q5_1}}) {
+    SCOPED_TRACE(kind);
+    const auto q = read_bin(bin(kind));
+    size_t tensors = 0, blocks = 0, differing = 0;
+    for (const auto& [name, r] : q) {
+      if (r.type != code) continue;
+      auto it = fp32.find(name);
+      ASSERT_NE(it, fp32.end()) << name;
+      ASSERT_EQ(it->second.type, 0) << name;
+      ASSERT_EQ(it->second.numel, r.numel) << name;
+      std::vector<float> x(r.numel);
+      std::memcpy(x.data(), it->second.data.data(), 4 * r.numel);
+      std::vector<unsigned char> mine(r.data.size());
+      quant::quantize_row(dt, x.data(), mine.data(), r.numel);
+      const size_t bs = dtype_size(dt);
+      for (size_t b = 0; b < r.numel / kBlock; ++b)
+        differing += std::memcmp(mine.data() + b * bs, r.data.data() + b * bs, bs) != 0;
+      blocks += r.numel / kBlock;
+      ++tensors;
+    }
+    EXPECT_GT(tensors, 10u);
+    EXPECT_EQ(differing, 0u) << "of " << blocks << " blocks in " << tensors << " tensors";
+  }
+}
+
+}  // namespace
+}  // namespace wkv

@@ -1,0 +1,221 @@
+// Matmul for every weight dtype: the references against a double-precision product of the
+// dequantized weights, every SIMD table against the references (awkward shapes, T = 1..64),
+// and bit-identical results for any thread count.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <random>
+#include <string>
+
+#include "core/dtype.hpp"
+#include "core/quant.hpp"
+#include "kernels/kernels.hpp"
+#include "test_util.hpp"
+
+namespace wkv::kernels {
+namespace {
+
+const DType kAll[] = {DType::f32,  DType::bf16, DType::f16,  DType::q8_0,
+                      DType::q4_0, DType::q4_1, DType::q5_0, DType::q5_1};
+
+std::vector<float> randn(size_t n, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+// W [rows, cols] in dtype t (raw bytes) from fp32 values.
+std::vector<unsigned char> encode(DType t, const std::vector<float>& w, size_t rows, size_t cols) {
+  const size_t rb = dtype_bytes(t, cols);
+  std::vector<unsigned char> out(rb * rows);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* src = w.data() + r * cols;
+    unsigned char* dst = out.data() + r * rb;
+    switch (t) {
+      case DType::f32: std::memcpy(dst, src, cols * 4); break;
+      case DType::bf16:
+      case DType::f16:
+        for (size_t i = 0; i < cols; ++i) {
+          const uint16_t h = t == DType::bf16 ? f32_to_bf16(src[i]) : f32_to_f16(src[i]);
+          std::memcpy(dst + 2 * i, &h, 2);
+        }
+        break;
+      default: quant::quantize_row(t, src, dst, cols);
+    }
+  }
+  return out;
+}
+
+// Column counts valid for t (quantized: multiples of 32).
+std::vector<size_t> cols_for(DType t) {
+  if (dtype_is_quantized(t)) return {32, 64, 96, 160, 800};
+  return {1, 3, 7, 8, 17, 31, 64, 130, 257};
+}
+
+TEST(MatmulAllTypes, ReferenceMatchesDequantizedProduct) {
+  for (DType t : kAll) {
+    const MatmulRows fn = ref_table().rows_for(t);
+    ASSERT_NE(fn, nullptr);
+    for (size_t cols : cols_for(t)) {
+      const size_t rows = 5, T = 3;
+      const auto w = randn(rows * cols, 11);
+      const auto x = randn(T * cols, 12);
+      const auto W = encode(t, w, rows, cols);
+      std::vector<float> wd(rows * cols);
+      for (size_t r = 0; r < rows; ++r)
+        quant::dequantize_row(t, W.data() + r * dtype_bytes(t, cols), wd.data() + r * cols, cols);
+      std::vector<float> y(T * rows, -1.0f);
+      fn(W.data(), x.data(), y.data(), rows, cols, T, 0, rows);
+      for (size_t tt = 0; tt < T; ++tt)
+        for (size_t o = 0; o < rows; ++o) {
+          double s = 0, mag = 0;
+          for (size_t i = 0; i < cols; ++i) {
+            s += static_cast<double>(wd[o * cols + i]) * x[tt * cols + i];
+            mag += std::fabs(static_cast<double>(wd[o * cols + i]) * x[tt * cols + i]);
+          }
+          EXPECT_NEAR(y[tt * rows + o], s, 1e-6 * mag + 1e-6)
+              << dtype_name(t) << " cols " << cols << " t " << tt << " o " << o;
+        }
+    }
+  }
+}
+
+TEST(MatmulAllTypes, RowRangeWritesOnlyItsRows) {
+  for (DType t : kAll) {
+    const size_t rows = 9, cols = 64, T = 2;
+    const auto W = encode(t, randn(rows * cols, 3), rows, cols);
+    const auto x = randn(T * cols, 4);
+    for (const Table* tab : {&ref_table(), avx2_table()}) {
+      if (!tab) continue;
+      std::vector<float> y(T * rows, 42.0f);
+      tab->rows_for(t)(W.data(), x.data(), y.data(), rows, cols, T, 3, 7);
+      for (size_t tt = 0; tt < T; ++tt)
+        for (size_t o = 0; o < rows; ++o) {
+          if (o >= 3 && o < 7)
+            EXPECT_NE(y[tt * rows + o], 42.0f) << tab->name << " " << dtype_name(t);
+          else
+            EXPECT_EQ(y[tt * rows + o], 42.0f) << tab->name << " " << dtype_name(t);
+        }
+    }
+  }
+}
+
+// Per output row: sum over blocks of amax(x block) / 254 * sum |w| in the block.
+std::vector<float> q8_bound(DType t, const std::vector<unsigned char>& W,
+                            const std::vector<float>& x, size_t rows, size_t cols) {
+  std::vector<float> out(rows), w(cols);
+  for (size_t o = 0; o < rows; ++o) {
+    quant::dequantize_row(t, W.data() + o * dtype_bytes(t, cols), w.data(), cols);
+    double b = 0;
+    for (size_t c0 = 0; c0 < cols; c0 += 32) {
+      float amax = 0, sw = 0;
+      for (size_t i = c0; i < c0 + 32; ++i) {
+        amax = std::max(amax, std::fabs(x[i]));
+        sw += std::fabs(w[i]);
+      }
+      b += amax / 254.0 * sw * 1.001;
+    }
+    out[o] = static_cast<float>(b);
+  }
+  return out;
+}
+
+TEST(MatmulAllTypes, Avx2MatchesReferenceOnAwkwardShapes) {
+  const Table* simd = avx2_table();
+  if (!simd) GTEST_SKIP() << "CPU has no AVX2+FMA+F16C";
+  for (DType t : kAll) {
+    for (size_t rows : {1u, 3u, 7u, 16u, 37u}) {
+      for (size_t cols : cols_for(t)) {
+        for (size_t T : {1u, 2u, 3u, 4u, 5u, 17u, 64u}) {
+          if (rows * cols * T > 400000) continue;
+          const auto w = randn(rows * cols, static_cast<uint32_t>(rows * 131 + cols));
+          const auto x = randn(T * cols, static_cast<uint32_t>(T));
+          const auto W = encode(t, w, rows, cols);
+          std::vector<float> want(T * rows), got(T * rows, 1e30f);
+          ref_table().rows_for(t)(W.data(), x.data(), want.data(), rows, cols, T, 0, rows);
+          simd->rows_for(t)(W.data(), x.data(), got.data(), rows, cols, T, 0, rows);
+          // fp32 sums in another order: error ~ sqrt(cols) * eps * |w||x|; |w||x| ~ 1 here.
+          const float fp_tol = 2e-6f * static_cast<float>(cols) + 1e-5f;
+          if (T == 1 && dtype_is_quantized(t)) {
+            // Generation quantizes x to q8 per block: each product may be off by
+            // |w| * amax(x block) / 254.
+            const auto bound = q8_bound(t, W, x, rows, cols);
+            for (size_t o = 0; o < rows; ++o)
+              EXPECT_LE(std::fabs(got[o] - want[o]), bound[o] + fp_tol)
+                  << dtype_name(t) << " " << rows << "x" << cols << " o=" << o;
+            continue;
+          }
+          EXPECT_LE(test::max_abs_diff(got, want), fp_tol)
+              << dtype_name(t) << " " << rows << "x" << cols << " T=" << T;
+        }
+      }
+    }
+  }
+}
+
+TEST(MatmulAllTypes, ThreadCountDoesNotChangeABit) {
+  const size_t before = threads();
+  for (DType t : kAll) {
+    for (size_t T : {1u, 3u, 17u}) {
+      const size_t rows = 203, cols = 256;
+      const auto W = encode(t, randn(rows * cols, 5), rows, cols);
+      const auto x = randn(T * cols, 6);
+      std::vector<float> y1(T * rows), yn(T * rows);
+      set_threads(1);
+      matmul(t, W.data(), x.data(), y1.data(), rows, cols, T);
+      for (size_t n : {2u, 3u, 5u}) {
+        set_threads(n);
+        std::fill(yn.begin(), yn.end(), 0.0f);
+        matmul(t, W.data(), x.data(), yn.data(), rows, cols, T);
+        EXPECT_EQ(std::memcmp(y1.data(), yn.data(), y1.size() * 4), 0)
+            << dtype_name(t) << " T=" << T << " threads " << n;
+      }
+    }
+  }
+  set_threads(before);
+}
+
+TEST(Wkv, Avx2StepsMatchReference) {
+  const Table* simd = avx2_table();
+  if (!simd) GTEST_SKIP() << "CPU has no AVX2+FMA+F16C";
+  for (size_t N : {1u, 3u, 8u, 13u, 64u}) {
+    const size_t H = 3, C = H * N;
+    auto S0 = randn(H * N * N, 1);
+    const auto r = randn(C, 2), k = randn(C, 3), v = randn(C, 4), a = randn(C, 5),
+               b = randn(C, 6), u = randn(C, 7);
+    std::vector<float> w(C);
+    for (size_t i = 0; i < C; ++i) w[i] = 0.5f + 0.4f * std::tanh(u[i]);
+    for (int step = 0; step < 2; ++step) {
+      auto Sa = S0, Sb = S0;
+      std::vector<float> ya(C), yb(C);
+      if (step == 0) {
+        ref::wkv7_step(Sa.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(),
+                       ya.data(), H, N);
+        simd->wkv7_step(Sb.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(),
+                        yb.data(), H, N);
+      } else {
+        ref::wkv5_step(Sa.data(), r.data(), w.data(), u.data(), k.data(), v.data(), ya.data(),
+                       H, N);
+        simd->wkv5_step(Sb.data(), r.data(), w.data(), u.data(), k.data(), v.data(), yb.data(),
+                        H, N);
+      }
+      const float tol = 1e-5f * static_cast<float>(N) + 1e-5f;
+      EXPECT_LE(test::max_abs_diff(ya, yb), tol * 4) << "wkv" << (step ? 5 : 7) << " N=" << N;
+      EXPECT_LE(test::max_abs_diff(Sa, Sb), tol) << "wkv" << (step ? 5 : 7) << " N=" << N;
+    }
+  }
+}
+
+TEST(Dispatch, ForcedLevelIsHonoured) {
+  const char* force = std::getenv("WKV_KERNELS");
+  if (force && std::string(force) == "ref") {
+    EXPECT_STREQ(table().name, "ref");
+  } else if (avx2_table()) {
+    EXPECT_STREQ(table().name, "avx2");
+  }
+}
+
+}  // namespace
+}  // namespace wkv::kernels
