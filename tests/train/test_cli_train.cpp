@@ -1,0 +1,205 @@
+// `wkv train` end to end: a short run from a `wkv init` model lowers the validation loss and
+// writes a CSV log and checkpoints; the .pth has torch.save's zip/pickle layout, holds exactly
+// the trained parameters, and `wkv logits` on it matches the training forward.
+#include <cstring>
+#include <fstream>
+
+#include "cli_util.hpp"
+#include "formats/zip.hpp"
+#include "train_test_util.hpp"
+
+namespace wkv::train::test {
+namespace {
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out(1);
+  for (char c : s) {
+    if (c == sep)
+      out.emplace_back();
+    else
+      out.back() += c;
+  }
+  return out;
+}
+
+struct TrainRun {
+  std::string dir, init, data;
+  std::vector<std::string> args;  // the training options after -m, --data and -o
+  CliResult train;
+};
+
+// One short training run shared by the tests below.
+const TrainRun& short_run() {
+  static const TrainRun r = [] {
+    TrainRun x;
+    x.dir = wkv::test::temp_dir() + "/train_cli";
+    const std::string init = x.init = wkv::test::temp_dir() + "/train_init.safetensors";
+    CliResult i = run_wkv({"init", "-o", init, "--n-layer", "2", "--n-embd", "32", "--head-size",
+                           "16", "--vocab", "256", "--seed", "3"});
+    EXPECT_EQ(i.code, 0) << i.err;
+    std::string text;
+    const char* words[] = {"alpha", "beta", "gamma", "delta"};
+    for (int d = 0; d < 60; ++d)
+      for (int k = 0; k < 12; ++k) text += std::string(words[(d + k) % 4]) + " and ";
+    const std::string data = x.data = wkv::test::temp_dir() + "/train_corpus.txt";
+    std::ofstream(data) << text;
+    x.args = {"--steps",    "30",   "--batch",      "4", "--ctx",       "32", "--lr-init",   "3e-3",
+              "--lr-final", "3e-4", "--warmup",     "3", "--val-every", "15", "--log-every", "5",
+              "--seed",     "2",    "--save-every", "15"};
+    std::vector<std::string> a = {"train", "-m", init, "--data", data, "-o", x.dir};
+    a.insert(a.end(), x.args.begin(), x.args.end());
+    x.train = run_wkv(a);
+    return x;
+  }();
+  return r;
+}
+
+TEST(TrainCli, ShortRunLowersValidationLossAndLogsProgress) {
+  const TrainRun& r = short_run();
+  ASSERT_EQ(r.train.code, 0) << r.train.err;
+  EXPECT_NE(r.train.err.find("step 30/30  loss"), std::string::npos) << r.train.err;
+  EXPECT_NE(r.train.err.find("tok/s  ETA 0:00:00"), std::string::npos) << r.train.err;
+  std::ifstream f(r.dir + "/train_log.csv");
+  std::string line;
+  std::getline(f, line);
+  EXPECT_EQ(line, "step,tokens,loss,val_loss,lr,tokens_per_s,elapsed_s");
+  std::vector<double> val;
+  int rows = 0;
+  while (std::getline(f, line)) {
+    auto cols = split(line, ',');
+    ASSERT_EQ(cols.size(), 7u) << line;
+    ++rows;
+    if (!cols[3].empty()) val.push_back(std::stod(cols[3]));
+  }
+  EXPECT_EQ(rows, 31);
+  ASSERT_EQ(val.size(), 3u);  // steps 0, 15, 30
+  std::printf("[figures] wkv train: val loss %.3f -> %.3f -> %.3f\n", val[0], val[1], val[2]);
+  EXPECT_LT(val[2], val[0] - 1.0);
+}
+
+TEST(TrainCli, PthCheckpointHasTorchSaveLayout) {
+  const TrainRun& r = short_run();
+  ASSERT_EQ(r.train.code, 0) << r.train.err;
+  auto mf = MappedFile::open(r.dir + "/rwkv-final.pth");
+  ASSERT_TRUE(mf) << mf.error().message;
+  auto z = zip::Archive::parse("rwkv-final.pth", (*mf)->bytes());
+  ASSERT_TRUE(z) << z.error().message;
+  const auto& entries = z->entries();
+  ASSERT_GE(entries.size(), 4u);
+  EXPECT_EQ(entries.front().name, "archive/data.pkl");
+  EXPECT_EQ(entries[1].name, "archive/byteorder");
+  EXPECT_EQ(entries.back().name, "archive/version");
+  for (size_t i = 2; i + 1 < entries.size(); ++i) {
+    EXPECT_EQ(entries[i].name, "archive/data/" + std::to_string(i - 2));
+    EXPECT_EQ(entries[i].method, 0);
+    EXPECT_EQ(entries[i].data_offset % 64, 0u) << entries[i].name;
+    auto d = z->read(entries[i], 1 << 30, /*verify_crc=*/true);
+    ASSERT_TRUE(d) << d.error().message;
+  }
+  auto pkl = z->read(entries.front(), 1 << 20, true);
+  ASSERT_TRUE(pkl);
+  const std::string p(reinterpret_cast<const char*>(pkl->bytes.data()), pkl->bytes.size());
+  EXPECT_EQ(p.substr(0, 2), std::string("\x80\x02"));
+  EXPECT_EQ(p.substr(2, 25), "ccollections\nOrderedDict\n");
+  EXPECT_NE(p.find("ctorch._utils\n_rebuild_tensor_v2\n"), std::string::npos);
+  EXPECT_NE(p.find("ctorch\nFloatStorage\n"), std::string::npos);
+  EXPECT_EQ(p.back(), '.');
+  // The first key is the official first parameter.
+  EXPECT_NE(p.find("emb.weight"), std::string::npos);
+  EXPECT_LT(p.find("emb.weight"), p.find("blocks.0.ln1.weight"));
+}
+
+TEST(TrainCli, CheckpointLoadsBackWithIdenticalParametersAndLogits) {
+  const TrainRun& r = short_run();
+  ASSERT_EQ(r.train.code, 0) << r.train.err;
+  auto pth = load_tensors(r.dir + "/rwkv-final.pth");
+  ASSERT_TRUE(pth) << pth.error().message;
+  auto st = load_safetensors(r.dir + "/rwkv-final.safetensors");
+  ASSERT_TRUE(st) << st.error().message;
+  ASSERT_EQ(pth->size(), st->size());
+  for (const auto& [name, t] : *st) {
+    ASSERT_TRUE(pth->count(name)) << name;
+    EXPECT_EQ(pth->at(name).shape, t.shape) << name;
+    EXPECT_EQ(to_f32(pth->at(name)), to_f32(t)) << name;
+  }
+  auto p = params_from_tensors<float>(*pth, "rwkv-final.pth");
+  ASSERT_TRUE(p) << p.error().message;
+  const std::vector<int32_t> ids = {'a', 'l', 'p', 'h', 'a', ' ', 'a', 'n', 'd', ' ', 'b'};
+  std::vector<float> train_logits(ids.size() * 256);
+  Rwkv7Trainer<float> tr;
+  tr.forward(*p, ids.data(), 1, ids.size(), nullptr, train_logits.data());
+  std::string list;
+  for (int32_t id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
+  std::vector<float> prev;
+  for (const char* file : {"rwkv-final.pth", "rwkv-final.safetensors"}) {
+    const std::string out = wkv::test::temp_dir() + "/ckpt_logits.safetensors";
+    CliResult c = run_wkv({"logits", "-m", r.dir + "/" + file, "--tokens", list, "-o", out});
+    ASSERT_EQ(c.code, 0) << c.err;
+    auto lg = load_safetensors(out);
+    ASSERT_TRUE(lg) << lg.error().message;
+    const auto l = to_f32(lg->at("logits"));
+    EXPECT_LT(rel_l2(l, train_logits), 1e-5) << file;  // inference vs training forward
+    if (!prev.empty()) {
+      EXPECT_EQ(l, prev);  // .pth and .safetensors: identical
+    }
+    prev = l;
+  }
+}
+
+std::vector<std::string> csv_losses(const std::string& path) {
+  std::ifstream f(path);
+  std::string line;
+  std::vector<std::string> out;
+  while (std::getline(f, line)) {
+    auto cols = split(line, ',');
+    if (cols.size() == 7 && !cols[2].empty() && cols[0] != "step") out.push_back(cols[2]);
+  }
+  return out;
+}
+
+TEST(TrainCli, ResumeContinuesExactly) {
+  const TrainRun& r = short_run();
+  ASSERT_EQ(r.train.code, 0) << r.train.err;
+  const std::string dir2 = wkv::test::temp_dir() + "/train_cli_resumed";
+  std::vector<std::string> a = {"train",  "-m",       r.dir + "/rwkv-15.pth",
+                                "--data", r.data,     "-o",
+                                dir2,     "--resume", r.dir + "/rwkv-15.optim.safetensors"};
+  a.insert(a.end(), r.args.begin(), r.args.end());
+  CliResult c = run_wkv(a);
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_NE(c.err.find("resumed at step 15/30"), std::string::npos) << c.err;
+  const auto full = csv_losses(r.dir + "/train_log.csv"),
+             resumed = csv_losses(dir2 + "/train_log.csv");
+  ASSERT_EQ(full.size(), 30u);
+  ASSERT_EQ(resumed.size(), 15u);
+  for (size_t i = 0; i < 15; ++i) EXPECT_EQ(resumed[i], full[15 + i]) << "step " << 16 + i;
+  auto a1 = load_safetensors(r.dir + "/rwkv-final.safetensors");
+  auto a2 = load_safetensors(dir2 + "/rwkv-final.safetensors");
+  ASSERT_TRUE(a1 && a2);
+  for (const auto& [name, t] : *a1) EXPECT_EQ(to_f32(t), to_f32(a2->at(name))) << name;
+  // a missing or mismatched optimizer state is an error
+  a[8] = r.dir + "/rwkv-15.safetensors";  // parameters, not an optimizer state
+  c = run_wkv(a);
+  EXPECT_EQ(c.code, 1);
+  EXPECT_NE(c.err.find("rwkv-15.safetensors"), std::string::npos) << c.err;
+}
+
+TEST(TrainCli, BadInputExit1BadArgumentsExit2) {
+  const std::string init = wkv::test::temp_dir() + "/train_init.safetensors";
+  short_run();
+  CliResult r = run_wkv(
+      {"train", "-m", init, "--data", "/nonexistent/x.txt", "-o", wkv::test::temp_dir() + "/t2"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("/nonexistent/x.txt: cannot open"), std::string::npos) << r.err;
+  const std::string tiny = wkv::test::temp_dir() + "/tiny.txt";
+  std::ofstream(tiny) << "too short";
+  r = run_wkv({"train", "-m", init, "--data", tiny, "-o", wkv::test::temp_dir() + "/t2"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("too few"), std::string::npos) << r.err;
+  EXPECT_EQ(run_wkv({"train", "-m", init, "--data", tiny}).code, 2);
+  EXPECT_EQ(run_wkv({"train", "--steps", "x"}).code, 2);
+  EXPECT_EQ(run_wkv({"train", "--help"}).code, 0);
+}
+
+}  // namespace
+}  // namespace wkv::train::test
