@@ -1,46 +1,21 @@
 // The `wkv` command end to end: exact argument forms, outputs, exit codes and error lines.
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "formats/formats.hpp"
-#include "test_util.hpp"
+#include "wkv_runner.hpp"
 
 namespace wkv {
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
+using Result = test::CliResult;
 Result wkv(const std::vector<std::string>& args, const std::string& stdin_text = "",
            const std::string& env = "") {
-  const std::string dir = test::temp_dir();
-  std::string cmd = env + (env.empty() ? "" : " ") + quote(WKV_EXE);
-  for (const auto& a : args) cmd += " " + quote(a);
-  const std::string in = dir + "/stdin", out = dir + "/stdout", err = dir + "/stderr";
-  std::ofstream(in) << stdin_text;
-  cmd += " <" + quote(in) + " >" + quote(out) + " 2>" + quote(err);
-  Result r;
-  int st = std::system(cmd.c_str());
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  std::stringstream so, se;
-  so << std::ifstream(out).rdbuf();
-  se << std::ifstream(err).rdbuf();
-  r.out = so.str();
-  r.err = se.str();
-  return r;
+  return test::run_wkv(args, stdin_text, env);
 }
+std::string quote(const std::string& s) { return test::shell_quote(s); }
 
 const std::string kV7 = test::testdata("models/v7.0_random/model.pth");
 const std::string kTiny = test::testdata("models/rwkvcpp_tiny_7v0_834K/model.pth");
@@ -113,30 +88,38 @@ TEST(Cli, LogitsMatchOfficialInBothModesAndStateFilesContinue) {
   for (size_t i = 0; i < 20; ++i) {
     std::string s = std::to_string(static_cast<int>(toks[i]));
     all += (i ? "," : "") + s;
-    if (i < 8) first += (i ? "," : "") + s;
-    else rest += (rest.empty() ? "" : ",") + s;
+    if (i < 8)
+      first += (i ? "," : "") + s;
+    else
+      rest += (rest.empty() ? "" : ",") + s;
   }
   const std::string d = test::temp_dir();
   for (const char* mode : {"seq", "rnn"}) {
-    Result r = wkv({"logits", "-m", kV7, "--tokens", all, "--mode", mode, "-o", d + "/l.safetensors"});
+    Result r =
+        wkv({"logits", "-m", kV7, "--tokens", all, "--mode", mode, "-o", d + "/l.safetensors"});
     ASSERT_EQ(r.code, 0) << r.err;
     auto got = read_logits(d + "/l.safetensors");
     ASSERT_EQ(got.size(), 20u * 512);
-    EXPECT_LE(test::max_abs_diff(got, std::vector<float>(want.begin(), want.begin() + 20 * 512)), 2e-4f);
+    EXPECT_LE(test::max_abs_diff(got, std::vector<float>(want.begin(), want.begin() + 20 * 512)),
+              2e-4f);
   }
   // Split the same tokens across two calls through a state file.
   ASSERT_EQ(wkv({"logits", "-m", kV7, "--tokens", first, "--state-out", d + "/s.safetensors", "-o",
-                 d + "/a.safetensors"}).code, 0);
+                 d + "/a.safetensors"})
+                .code,
+            0);
   Result r2 = wkv({"logits", "-m", kV7, "--tokens", rest, "--state-in", d + "/s.safetensors", "-o",
                    d + "/b.safetensors"});
   ASSERT_EQ(r2.code, 0) << r2.err;
   auto got = read_logits(d + "/b.safetensors");
-  EXPECT_LE(test::max_abs_diff(got, std::vector<float>(want.begin() + 8 * 512, want.begin() + 20 * 512)),
-            2e-4f);
+  EXPECT_LE(
+      test::max_abs_diff(got, std::vector<float>(want.begin() + 8 * 512, want.begin() + 20 * 512)),
+      2e-4f);
 }
 
 TEST(Cli, LogitsRejectsTokenOutsideVocab) {
-  Result r = wkv({"logits", "-m", kV7, "--tokens", "1,512", "-o", test::temp_dir() + "/x.safetensors"});
+  Result r =
+      wkv({"logits", "-m", kV7, "--tokens", "1,512", "-o", test::temp_dir() + "/x.safetensors"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("512"), std::string::npos);
 }
@@ -170,8 +153,8 @@ TEST(Cli, OtherGenerationsGenerateFromTheirCheckpoints) {
     Result none = wkv({"generate", "-m", m, "-p", "ab", "-n", "3"});
     EXPECT_EQ(none.code, 1) << c;
     EXPECT_NE(none.err.find("512"), std::string::npos) << none.err;
-    Result r = wkv({"generate", "-m", m, "--tokenizer", "bytes", "-p", "ab", "-n", "8", "--ignore-eos",
-                    "--temperature", "0"});
+    Result r = wkv({"generate", "-m", m, "--tokenizer", "bytes", "-p", "ab", "-n", "8",
+                    "--ignore-eos", "--temperature", "0"});
     EXPECT_EQ(r.code, 0) << c << ": " << r.err;
     EXPECT_NE(r.err.find("generated 8 tokens"), std::string::npos) << c << ": " << r.err;
   }
@@ -185,11 +168,13 @@ TEST(Cli, MissingVocabularySaysWhereToGetOne) {
 }
 
 TEST(Cli, GenerateGreedyIsDeterministicAndSeedReproduces) {
-  Result a = wkv({"generate", "-m", kTiny, "-p", "In the beginning", "-n", "40", "--temperature", "0"});
+  Result a =
+      wkv({"generate", "-m", kTiny, "-p", "In the beginning", "-n", "40", "--temperature", "0"});
   ASSERT_EQ(a.code, 0) << a.err;
   EXPECT_GT(a.out.size(), 10u);
   EXPECT_NE(a.err.find("tok/s"), std::string::npos);
-  Result b = wkv({"generate", "-m", kTiny, "-p", "In the beginning", "-n", "40", "--temperature", "0"});
+  Result b =
+      wkv({"generate", "-m", kTiny, "-p", "In the beginning", "-n", "40", "--temperature", "0"});
   EXPECT_EQ(a.out, b.out);
   Result s1 = wkv({"generate", "-m", kTiny, "-p", "The", "-n", "60", "--seed", "42"});
   Result s2 = wkv({"generate", "-m", kTiny, "-p", "The", "-n", "60", "--seed", "42"});
@@ -200,12 +185,13 @@ TEST(Cli, GenerateGreedyIsDeterministicAndSeedReproduces) {
 }
 
 TEST(Cli, GenerateStopsBeforeStopString) {
-  Result a = wkv({"generate", "-m", kTiny, "-p", "In the beginning", "-n", "200", "--temperature", "0"});
+  Result a =
+      wkv({"generate", "-m", kTiny, "-p", "In the beginning", "-n", "200", "--temperature", "0"});
   ASSERT_EQ(a.code, 0);
   ASSERT_GT(a.out.size(), 12u);
   const std::string stop = a.out.substr(6, 3);  // something the greedy text surely contains
-  Result b = wkv({"generate", "-m", kTiny, "-p", "In the beginning", "-n", "200", "--temperature", "0",
-                  "--stop", stop});
+  Result b = wkv({"generate", "-m", kTiny, "-p", "In the beginning", "-n", "200", "--temperature",
+                  "0", "--stop", stop});
   ASSERT_EQ(b.code, 0) << b.err;
   EXPECT_EQ(b.out, a.out.substr(0, a.out.find(stop)) + "\n");
   EXPECT_NE(b.err.find("stop string"), std::string::npos);
@@ -226,16 +212,20 @@ TEST(Cli, BadSamplingValuesAreUsageErrors) {
 
 TEST(Cli, WorldTokenizerIsChosenFromTheModelAndFoundInVocabDir) {
   const std::string p = test::temp_dir() + "/world.safetensors";
-  ASSERT_EQ(wkv({"init", "-o", p, "--n-layer", "1", "--n-embd", "32", "--head-size", "32", "--vocab",
-                 "65536"}).code, 0);
-  Result missing = wkv({"generate", "-m", p, "-p", "Hello", "-n", "2"}, "", "WKV_VOCAB_DIR=/nonexistent");
+  ASSERT_EQ(wkv({"init", "-o", p, "--n-layer", "1", "--n-embd", "32", "--head-size", "32",
+                 "--vocab", "65536"})
+                .code,
+            0);
+  Result missing =
+      wkv({"generate", "-m", p, "-p", "Hello", "-n", "2"}, "", "WKV_VOCAB_DIR=/nonexistent");
   EXPECT_EQ(missing.code, 1);
   EXPECT_NE(missing.err.find("rwkv_vocab_v20230424.txt"), std::string::npos) << missing.err;
   EXPECT_NE(missing.err.find("/nonexistent/"), std::string::npos) << missing.err;
-  Result found = wkv({"generate", "-m", p, "-p", "Hello", "-n", "4", "--seed", "1", "--ignore-eos"}, "",
-                     "WKV_VOCAB_DIR=" + quote(test::shared_dir() + "/vocab"));
+  Result found = wkv({"generate", "-m", p, "-p", "Hello", "-n", "4", "--seed", "1", "--ignore-eos"},
+                     "", "WKV_VOCAB_DIR=" + quote(test::shared_dir() + "/vocab"));
   EXPECT_EQ(found.code, 0) << found.err;
-  EXPECT_NE(found.err.find("prompt 1 tokens"), std::string::npos) << found.err;  // "Hello" is one World token
+  EXPECT_NE(found.err.find("prompt 1 tokens"), std::string::npos)
+      << found.err;  // "Hello" is one World token
 }
 
 TEST(Cli, ConflictingTokenizerOptionsAreRejected) {
@@ -246,7 +236,8 @@ TEST(Cli, ConflictingTokenizerOptionsAreRejected) {
 
 TEST(Cli, InitWritesALoadableRandomModel) {
   const std::string p = test::temp_dir() + "/rand.safetensors";
-  Result r = wkv({"init", "-o", p, "--n-layer", "2", "--n-embd", "64", "--head-size", "32", "--vocab", "300"});
+  Result r = wkv(
+      {"init", "-o", p, "--n-layer", "2", "--n-embd", "64", "--head-size", "32", "--vocab", "300"});
   ASSERT_EQ(r.code, 0) << r.err;
   Result i = wkv({"info", "-m", p});
   ASSERT_EQ(i.code, 0) << i.err;
@@ -254,6 +245,23 @@ TEST(Cli, InitWritesALoadableRandomModel) {
   EXPECT_EQ(j["n_layer"], 2);
   EXPECT_EQ(j["n_head"], 2);
   EXPECT_EQ(j["vocab_size"], 300);
+}
+
+// A tokenizer with ids the model lacks would index past the embedding: every command that
+// pairs a model with a tokenizer refuses it up front, naming the mismatch.
+TEST(Cli, TokenizerLargerThanModelVocabularyIsRefused) {
+  const std::string text = test::temp_dir() + "/ppl.txt";
+  std::ofstream(text) << "Hello world, hello world.";
+  const std::vector<std::vector<std::string>> cmds = {
+      {"generate", "-m", kTiny, "--vocab", vocab(), "-p", "Hi", "-n", "1"},
+      {"chat", "-m", kTiny, "--vocab", vocab()},
+      {"perplexity", "-m", kTiny, "--vocab", vocab(), "--text", text},
+  };
+  for (const auto& c : cmds) {
+    Result r = wkv(c, "Hello\n");
+    EXPECT_EQ(r.code, 1) << c[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("ids but the model only 256"), std::string::npos) << c[0] << ": " << r.err;
+  }
 }
 
 }  // namespace

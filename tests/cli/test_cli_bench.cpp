@@ -1,42 +1,23 @@
 // `wkv bench --json` on a tiny model: one JSON object with the promised keys and sane values.
-#include <sys/wait.h>
-
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "test_util.hpp"
+#include "wkv_runner.hpp"
 
 namespace wkv {
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-Result wkv(const std::string& args) {
-  const std::string dir = test::temp_dir();
-  const std::string out = dir + "/bench_stdout", err = dir + "/bench_stderr";
-  const std::string cmd =
-      std::string("'") + WKV_EXE + "' " + args + " </dev/null >'" + out + "' 2>'" + err + "'";
-  Result r;
-  const int st = std::system(cmd.c_str());
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  std::stringstream so, se;
-  so << std::ifstream(out).rdbuf();
-  se << std::ifstream(err).rdbuf();
-  r.out = so.str();
-  r.err = se.str();
-  return r;
-}
+using Result = test::CliResult;
+Result wkv(const std::vector<std::string>& args) { return test::run_wkv(args); }
 
 const std::string kTiny = test::testdata("models/rwkvcpp_tiny_7v0_834K/model.pth");
 
 TEST(CliBench, JsonHasEveryKeyWithSaneValues) {
-  Result r = wkv("bench -m '" + kTiny + "' --prompt 16 --gen 8 --threads 2 --probe-mb 32 --json");
+  Result r = wkv({"bench", "-m", kTiny, "--prompt", "16", "--gen", "8", "--threads", "2",
+                  "--probe-mb", "32", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   for (const char* k : {"prompt_tok_s", "gen_tok_s", "peak_rss_mb", "gen_ceiling_tok_s",
@@ -55,17 +36,18 @@ TEST(CliBench, JsonHasEveryKeyWithSaneValues) {
   EXPECT_LT(j.at("weight_bytes_per_token").get<double>(), 5e6);
   EXPECT_LT(j.at("peak_rss_mb").get<double>(), 4000);
   // The ceilings follow from the probes.
-  EXPECT_NEAR(j.at("gen_ceiling_tok_s").get<double>(),
-              j.at("bandwidth_gb_s").get<double>() * 1e9 / j.at("weight_bytes_per_token").get<double>(),
-              1e-6 * j.at("gen_ceiling_tok_s").get<double>());
+  EXPECT_NEAR(
+      j.at("gen_ceiling_tok_s").get<double>(),
+      j.at("bandwidth_gb_s").get<double>() * 1e9 / j.at("weight_bytes_per_token").get<double>(),
+      1e-6 * j.at("gen_ceiling_tok_s").get<double>());
   EXPECT_NEAR(j.at("gen_fraction").get<double>(),
               j.at("gen_tok_s").get<double>() / j.at("gen_ceiling_tok_s").get<double>(), 1e-9);
 }
 
 TEST(CliBench, BadArgumentsExitWithUsage) {
-  EXPECT_EQ(wkv("bench --threads 2").code, 2);  // no model
-  EXPECT_EQ(wkv("bench -m '" + kTiny + "' --threads -1").code, 2);
-  EXPECT_EQ(wkv("bench -m /nonexistent.pth --prompt 4 --gen 1").code, 1);
+  EXPECT_EQ(wkv({"bench", "--threads", "2"}).code, 2);  // no model
+  EXPECT_EQ(wkv({"bench", "-m", kTiny, "--threads", "-1"}).code, 2);
+  EXPECT_EQ(wkv({"bench", "-m", "/nonexistent.pth", "--prompt", "4", "--gen", "1"}).code, 1);
 }
 
 }  // namespace

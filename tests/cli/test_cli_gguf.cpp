@@ -1,7 +1,5 @@
 // `wkv convert`, `wkv quantize` and `wkv perplexity` end to end: files written, logits kept,
 // embedded vocabularies, quantization quality, exit codes and error lines.
-#include <sys/wait.h>
-
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -10,38 +8,13 @@
 
 #include "formats/formats.hpp"
 #include "formats/gguf.hpp"
-#include "test_util.hpp"
+#include "wkv_runner.hpp"
 
 namespace wkv {
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-Result wkv(const std::vector<std::string>& args) {
-  const std::string dir = test::temp_dir();
-  std::string cmd = quote(WKV_EXE);
-  for (const auto& a : args) cmd += " " + quote(a);
-  const std::string out = dir + "/gguf_stdout", err = dir + "/gguf_stderr";
-  cmd += " </dev/null >" + quote(out) + " 2>" + quote(err);
-  Result r;
-  int st = std::system(cmd.c_str());
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  std::stringstream so, se;
-  so << std::ifstream(out).rdbuf();
-  se << std::ifstream(err).rdbuf();
-  r.out = so.str();
-  r.err = se.str();
-  return r;
-}
+using Result = test::CliResult;
+Result wkv(const std::vector<std::string>& args) { return test::run_wkv(args); }
 
 const std::string kV7 = test::testdata("models/v7.0_random/model.pth");
 const std::string kTiny = test::testdata("models/rwkvcpp_tiny_7v0_834K/model.pth");
@@ -150,7 +123,9 @@ TEST(CliGguf, EmbeddedWorldVocabularyNeedsNoVocabOption) {
   const std::string vocab = test::shared_dir() + "/vocab/rwkv_vocab_v20230424.txt";
   const std::string src = tmp("world.safetensors"), g = tmp("world.gguf");
   ASSERT_EQ(wkv({"init", "-o", src, "--n-layer", "1", "--n-embd", "64", "--head-size", "64",
-                 "--vocab", "65536", "--seed", "3"}).code, 0);
+                 "--vocab", "65536", "--seed", "3"})
+                .code,
+            0);
   Result c = wkv({"convert", "-m", src, "-o", g, "--vocab", vocab});
   ASSERT_EQ(c.code, 0) << c.err;
   auto f = read_gguf(g);
@@ -165,8 +140,9 @@ TEST(CliGguf, EmbeddedWorldVocabularyNeedsNoVocabOption) {
   EXPECT_EQ(toks->strs[65535], "[PAD65535]");
   EXPECT_EQ(f->find("tokenizer.ggml.token_type")->elem, GgufType::i32);
   EXPECT_EQ(f->find("tokenizer.ggml.eot_token_id")->u, 261u);
-  const std::vector<std::string> gen{"-p", "Hello, world: \xe4\xbd\xa0\xe5\xa5\xbd", "-n", "12",
-                                     "--temperature", "0", "--ignore-eos"};
+  const std::vector<std::string> gen{
+      "-p",          "Hello, world: \xe4\xbd\xa0\xe5\xa5\xbd", "-n", "12", "--temperature", "0",
+      "--ignore-eos"};
   std::vector<std::string> a{"generate", "-m", src, "--vocab", vocab}, b{"generate", "-m", g};
   a.insert(a.end(), gen.begin(), gen.end());
   b.insert(b.end(), gen.begin(), gen.end());
@@ -196,7 +172,8 @@ TEST(CliGguf, PerplexityJsonAndModes) {
   // The window size does not change a carried-state perplexity (beyond float rounding).
   EXPECT_NEAR(perplexity(kTiny, {"--ctx", "1000"}), carried, carried * 1e-4);
   // Reset per window: fewer scored tokens, less context, higher perplexity.
-  Result rr = wkv({"perplexity", "-m", kTiny, "--text", text_file(), "--json", "--ctx", "16", "--reset"});
+  Result rr =
+      wkv({"perplexity", "-m", kTiny, "--text", text_file(), "--json", "--ctx", "16", "--reset"});
   ASSERT_EQ(rr.code, 0) << rr.err;
   auto jr = nlohmann::json::parse(rr.out);
   EXPECT_LT(jr["scored"].get<size_t>(), n - 1);
