@@ -168,6 +168,19 @@ Expected<std::unique_ptr<Tokenizer>> make_tokenizer(const TokenizerOptions& o, i
   return load_bpe_tokenizer(*f);
 }
 
+Expected<std::unique_ptr<Tokenizer>> make_model_tokenizer(const TokenizerOptions& o,
+                                                          const Model& model,
+                                                          const std::string& model_path) {
+  const int V = model.hparams().vocab_size;
+  auto tok = make_tokenizer(o, V, model_path);
+  if (!tok) return tok.error();
+  if ((*tok)->vocab_size() > V)
+    return Error{"the tokenizer has " + std::to_string((*tok)->vocab_size()) +
+                 " ids but the model only " + std::to_string(V) +
+                 ": wrong --vocab/--tokenizer for this model?"};
+  return tok;
+}
+
 namespace {
 std::vector<Command>& registry() {
   static std::vector<Command> r;

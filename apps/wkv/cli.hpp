@@ -39,6 +39,11 @@ struct TokenizerOptions {
 // $WKV_VOCAB_DIR. model_vocab 0 means no model (wkv tokenize): something must be named.
 Expected<std::unique_ptr<Tokenizer>> make_tokenizer(const TokenizerOptions& o, int model_vocab,
                                                     const std::string& model_path = "");
+// make_tokenizer for a loaded model, refusing a tokenizer with ids the model does not have
+// (they would index past its embedding).
+Expected<std::unique_ptr<Tokenizer>> make_model_tokenizer(const TokenizerOptions& o,
+                                                          const Model& model,
+                                                          const std::string& model_path);
 
 // The subcommands. Each cmd_*.cpp registers its own with WKV_COMMAND at static-init time, so
 // adding one is adding one file (apps/wkv/CMakeLists.txt globs cmd_*.cpp).

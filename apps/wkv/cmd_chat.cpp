@@ -179,7 +179,7 @@ int cmd_chat(int argc, char** argv) {
     auto m = load_model_file(model);
     if (!m) return fail(m.error());
     Model& net = **m;
-    auto tok = make_tokenizer(to, net.hparams().vocab_size, model);
+    auto tok = make_model_tokenizer(to, net, model);
     if (!tok) return fail(tok.error());
     ChatSession chat(net, **tok, sc, n);
     const bool tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);

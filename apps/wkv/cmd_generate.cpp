@@ -48,12 +48,8 @@ int cmd_generate(int argc, char** argv) {
     auto m = load_model_file(model);
     if (!m) return fail(m.error());
     Model& net = **m;
-    auto tok = make_tokenizer(to, net.hparams().vocab_size, model);
+    auto tok = make_model_tokenizer(to, net, model);
     if (!tok) return fail(tok.error());
-    if ((*tok)->vocab_size() > net.hparams().vocab_size)
-      return fail(Error{"the tokenizer has " + std::to_string((*tok)->vocab_size()) +
-                        " ids but the model only " + std::to_string(net.hparams().vocab_size) +
-                        ": wrong --vocab/--tokenizer for this model?"});
     std::vector<int32_t> ids = (*tok)->encode(prompt);
     // Ids the model has but the tokenizer cannot decode (World: 65530..65535) are never sampled.
     for (int32_t id = (*tok)->vocab_size(); id < net.hparams().vocab_size; ++id)

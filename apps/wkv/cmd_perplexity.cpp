@@ -44,11 +44,8 @@ int cmd_perplexity(int argc, char** argv) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
     Model& net = **m;
     const auto V = static_cast<size_t>(net.hparams().vocab_size);
-    auto tok = make_tokenizer(to, net.hparams().vocab_size, model);
+    auto tok = make_model_tokenizer(to, net, model);
     if (!tok) return fail(tok.error());
-    if ((*tok)->vocab_size() > net.hparams().vocab_size)
-      return fail(Error{"the tokenizer has " + std::to_string((*tok)->vocab_size()) +
-                        " ids but the model only " + std::to_string(V)});
     std::vector<int32_t> ids = (*tok)->encode(*text);
     if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(static_cast<size_t>(max_tokens));
     if (ids.size() < 2) return fail(Error{text_path + ": the text has fewer than 2 tokens"});

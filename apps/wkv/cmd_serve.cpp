@@ -58,12 +58,8 @@ int cmd_serve(int argc, char** argv) {
     auto m = load_model_file(model);
     if (!m) return fail(m.error());
     Model& net = **m;
-    auto tok = make_tokenizer(to, net.hparams().vocab_size, model);
+    auto tok = make_model_tokenizer(to, net, model);
     if (!tok) return fail(tok.error());
-    if ((*tok)->vocab_size() > net.hparams().vocab_size)
-      return fail(Error{"the tokenizer has " + std::to_string((*tok)->vocab_size()) +
-                        " ids but the model only " + std::to_string(net.hparams().vocab_size) +
-                        ": wrong --vocab/--tokenizer for this model?"});
     if (so.model_name == "wkv") so.model_name = std::filesystem::path(model).filename().string();
     so.max_body_bytes = static_cast<size_t>(max_body_mb * 1024 * 1024);
     so.http_threads = sched_opt.max_active + sched_opt.max_queue + 16;
