@@ -49,9 +49,11 @@ std::vector<std::byte> heap(const std::string& s, size_t n = std::string::npos) 
                                 reinterpret_cast<const std::byte*>(s.data()) + n);
 }
 
+// The bytes are handed over as the tensors' owner: records used in place (FP32, quantized
+// blocks) point into them.
 Expected<TensorMap> load(const std::string& file) {
-  const auto b = heap(file);
-  return load_rwkvcpp_from_memory(kName, b);
+  auto b = std::make_shared<const std::vector<std::byte>>(heap(file));
+  return load_rwkvcpp_from_memory(kName, *b, b);
 }
 
 std::string error_of(const std::string& file) {
