@@ -490,7 +490,9 @@ TEST(Server, ClientVanishingMidStreamFreesItsSlot) {
   Running s;
   for (int round = 0; round < 3; ++round) {
     int fd = connect_local(s.port);
-    std::string body = json{{"prompt", "Go on"}, {"max_tokens", 4000}, {"stream", true}}.dump();
+    // End of text banned: a sequence that sampled token 0 would end by itself, not be cancelled.
+    std::string body = json{{"prompt", "Go on"}, {"max_tokens", 4000}, {"stream", true},
+                            {"logit_bias", {{"0", -100}}}}.dump();
     std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     ASSERT_EQ(write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
