@@ -30,12 +30,12 @@ for size in $sizes; do
     case $dtype in
       f32|bf16)
         model="$dir/L${L}-D${C}-${dtype}.safetensors"
-        "$wkv" init -o "$model" --n-layer "$L" --n-embd "$C" --vocab 65536 --dtype "$dtype" \
+        "$wkv" init --init random -o "$model" --n-layer "$L" --n-embd "$C" --vocab 65536 --dtype "$dtype" \
           --seed 7 >/dev/null ;;
       *)
         [ $have_quantize = 1 ] || { echo "(skipping $dtype: no wkv quantize)" >&2; continue; }
         src="$dir/L${L}-D${C}-f32.safetensors"
-        [ -f "$src" ] || "$wkv" init -o "$src" --n-layer "$L" --n-embd "$C" --vocab 65536 \
+        [ -f "$src" ] || "$wkv" init --init random -o "$src" --n-layer "$L" --n-embd "$C" --vocab 65536 \
           --dtype f32 --seed 7 >/dev/null
         model="$dir/L${L}-D${C}-${dtype}.gguf"
         "$wkv" quantize -m "$src" -o "$model" --type "$dtype" >/dev/null 2>&1 ||

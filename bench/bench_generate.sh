@@ -19,7 +19,7 @@ command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get inst
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 model="$dir/rwkv7-L${L}-D${C}-${dtype}.safetensors"
-"$wkv" init -o "$model" --n-layer "$L" --n-embd "$C" --vocab 65536 --dtype "$dtype" --seed 7
+"$wkv" init --init random -o "$model" --n-layer "$L" --n-embd "$C" --vocab 65536 --dtype "$dtype" --seed 7
 prompt=$(printf 'The quick brown fox jumps over the lazy dog. %.0s' $(seq 1 12))
 echo "model: L$L D$C vocab 65536 $dtype  ($(du -h "$model" | cut -f1))"
 for n in $short $long; do

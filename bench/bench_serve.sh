@@ -20,7 +20,7 @@ pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$dir"; }
 trap cleanup EXIT
 model="$dir/rwkv7-L${L}-D${C}-${dtype}.safetensors"
-"$wkv" init -o "$model" --n-layer "$L" --n-embd "$C" --vocab 65536 --dtype "$dtype" --seed 7 >/dev/null
+"$wkv" init --init random -o "$model" --n-layer "$L" --n-embd "$C" --vocab 65536 --dtype "$dtype" --seed 7 >/dev/null
 max=0
 for c in $levels; do (( c > max )) && max=$c; done
 "$wkv" serve -m "$model" --tokenizer bytes --port 0 --parallel "$max" --queue "$max" \

@@ -9,6 +9,7 @@
 
 #include "formats/formats.hpp"
 #include "formats/gguf.hpp"
+#include "model/adapters.hpp"
 #include "tokenizer/bpe.hpp"
 
 namespace wkv::cli {
@@ -35,6 +36,38 @@ Expected<std::unique_ptr<Model>> load_model_file(const std::string& path) {
   auto t = load_tensors(path);
   if (!t) return t.error();
   return load_model(std::move(*t), path);
+}
+
+void AdapterOptions::add(CLI::App& app, bool with_state) {
+  app.add_option("--lora", lora,
+                 "LoRA adapters (.lora.safetensors from `wkv train --tune lora`) folded into the "
+                 "weights at load");
+  if (with_state)
+    app.add_option("--state", state,
+                   "tuned initial state (.state.safetensors from `wkv train --tune state`): every "
+                   "new sequence starts from it");
+}
+
+Expected<TensorMap> load_tensors_with_lora(const std::string& path, const std::string& lora) {
+  auto t = load_tensors(path);
+  if (!t) return t.error();
+  if (!lora.empty()) {
+    std::map<std::string, std::string> meta;
+    auto l = load_safetensors(lora, &meta);
+    if (!l) return l.error();
+    WKV_TRY_STATUS(apply_lora(*t, *l, meta, lora));
+  }
+  return t;
+}
+
+Expected<std::unique_ptr<Model>> load_model_file(const std::string& path, const AdapterOptions& a) {
+  auto t = load_tensors_with_lora(path, a.lora);
+  if (!t) return t.error();
+  auto m = load_model(std::move(*t), path);
+  if (!m || a.state.empty()) return m;
+  auto st = load_safetensors(a.state);
+  if (!st) return st.error();
+  return with_initial_state(std::move(*m), *st, a.state);
 }
 
 Expected<std::vector<int32_t>> parse_ids(const std::string& s) {

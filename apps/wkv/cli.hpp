@@ -25,6 +25,17 @@ int fail(const Error& e);  // prints "wkv: error: ..." to stderr, returns kExitE
 
 Expected<std::unique_ptr<Model>> load_model_file(const std::string& path);
 
+// Fine-tuning results applied at load (model/adapters.hpp): --lora FILE folds LoRA adapters into
+// the weights, --state FILE makes every new sequence start from a tuned initial WKV state.
+struct AdapterOptions {
+  std::string lora;   // --lora FILE (from `wkv train --tune lora`)
+  std::string state;  // --state FILE (from `wkv train --tune state`)
+  void add(CLI::App& app, bool with_state = true);
+};
+Expected<std::unique_ptr<Model>> load_model_file(const std::string& path, const AdapterOptions& a);
+// The checkpoint's tensors with the --lora adapters folded in (what `wkv merge` writes).
+Expected<TensorMap> load_tensors_with_lora(const std::string& path, const std::string& lora);
+
 // "1,2,3" -> ids; error names the bad item.
 Expected<std::vector<int32_t>> parse_ids(const std::string& s);
 

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "default_model.hpp"
 #include "formats/formats.hpp"
 #include "runtime/chat_session.hpp"
 
@@ -161,8 +162,10 @@ int cmd_chat(int argc, char** argv) {
   sc.presence_penalty = 0.5f;
   sc.frequency_penalty = 0.5f;
   sc.penalty_decay = 0.996f;
-  app.add_option("-m,--model", model, "checkpoint (.pth, .safetensors or rwkv.cpp .bin)")->required();
+  app.add_option("-m,--model", model, "checkpoint (.pth, .safetensors or rwkv.cpp .bin); default: the bundled model (models/)");
   to.add(app);
+  AdapterOptions adapters;
+  adapters.add(app);
   app.add_option("-n,--tokens", n, "longest reply in tokens")->check(CLI::Range(1, 1 << 30));
   app.add_option("--temperature", sc.temperature, "0 = greedy (default 1.0)")->check(CLI::Range(0.0f, 100.0f));
   app.add_option("--top-p", sc.top_p, "nucleus mass (default 0.3)")->check(CLI::Range(0.0f, 1.0f));
@@ -172,11 +175,15 @@ int cmd_chat(int argc, char** argv) {
   app.add_option("--penalty-decay", sc.penalty_decay, "default 0.996")->check(CLI::Range(0.0f, 1.0f));
   app.add_option("--seed", sc.seed, "random seed");
   return run(app, argc, argv, [&] {
+    if (auto mp = model_or_default(model); mp)
+      model = *mp;
+    else
+      return fail(mp.error());
     if (Status v = validate_sampler_config(sc); !v) {
       std::cerr << "wkv chat: error: " << v.error().message << "\n" << app.help();
       return kExitUsage;
     }
-    auto m = load_model_file(model);
+    auto m = load_model_file(model, adapters);
     if (!m) return fail(m.error());
     Model& net = **m;
     auto tok = make_model_tokenizer(to, net, model);

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "default_model.hpp"
 #include "kernels/kernels.hpp"
 #include "runtime/generate.hpp"
 
@@ -17,11 +18,13 @@ int cmd_generate(int argc, char** argv) {
   sc.top_p = 0.85f;
   std::vector<std::string> stops;
   TokenizerOptions to;
-  app.add_option("-m,--model", model, "checkpoint (.pth or .safetensors)")->required();
+  app.add_option("-m,--model", model, "checkpoint (.pth or .safetensors); default: the bundled model (models/)");
   int threads = 0;
   app.add_option("--threads", threads, "threads for matrix products (0 = all cores available)")
       ->check(CLI::Range(0, 1024));
   to.add(app);
+  AdapterOptions adapters;
+  adapters.add(app);
   app.add_option("-p,--prompt", prompt, "the prompt text")->required();
   app.add_option("-n,--tokens", n, "tokens to generate at most")->check(CLI::Range(0, 1 << 30));
   app.add_option("--temperature", sc.temperature, "0 = greedy (argmax)")
@@ -40,12 +43,16 @@ int cmd_generate(int argc, char** argv) {
   app.add_flag("--ignore-eos", ignore_eos,
                "never sample token 0 (end of document): generate exactly -n tokens");
   return run(app, argc, argv, [&] {
+    if (auto mp = model_or_default(model); mp)
+      model = *mp;
+    else
+      return fail(mp.error());
     if (Status v = validate_sampler_config(sc); !v) {
       std::cerr << "wkv generate: error: " << v.error().message << "\n" << app.help();
       return kExitUsage;
     }
     kernels::set_threads(static_cast<size_t>(threads));
-    auto m = load_model_file(model);
+    auto m = load_model_file(model, adapters);
     if (!m) return fail(m.error());
     Model& net = **m;
     auto tok = make_model_tokenizer(to, net, model);

@@ -3,14 +3,19 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "default_model.hpp"
 
 namespace wkv::cli {
 
 int cmd_info(int argc, char** argv) {
   CLI::App app{"Print a model's version and sizes as one JSON object.", "wkv info"};
   std::string model;
-  app.add_option("-m,--model", model, "checkpoint (.pth or .safetensors)")->required();
+  app.add_option("-m,--model", model, "checkpoint (.pth or .safetensors); default: the bundled model (models/)");
   return run(app, argc, argv, [&] {
+    if (auto mp = model_or_default(model); mp)
+      model = *mp;
+    else
+      return fail(mp.error());
     auto m = load_model_file(model);
     if (!m) return fail(m.error());
     const Hparams& hp = (*m)->hparams();

@@ -19,6 +19,8 @@ int cmd_logits(int argc, char** argv) {
   app.add_option("--mode", mode, "seq: whole sequence at once; rnn: one token per step")
       ->check(CLI::IsMember({"seq", "rnn"}));
   app.add_option("--state-in", state_in, "start from this state file (.safetensors)");
+  AdapterOptions adapters;
+  adapters.add(app);
   app.add_option("--state-out", state_out, "write the final state here (.safetensors)");
   app.add_option("-o,--output", out, "output .safetensors file")->required();
   return run(app, argc, argv, [&] {
@@ -28,7 +30,7 @@ int cmd_logits(int argc, char** argv) {
       return kExitUsage;
     }
     kernels::set_threads(static_cast<size_t>(threads));
-    auto m = load_model_file(model);
+    auto m = load_model_file(model, adapters);
     if (!m) return fail(m.error());
     Model& net = **m;
     const int V = net.hparams().vocab_size;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "default_model.hpp"
 #include "core/file.hpp"
 #include "kernels/kernels.hpp"
 
@@ -25,9 +26,11 @@ int cmd_perplexity(int argc, char** argv) {
   int ctx = 256, threads = 0;
   int64_t max_tokens = 0;
   bool reset = false, json = false;
-  app.add_option("-m,--model", model, "checkpoint (.pth, .safetensors, rwkv.cpp .bin, .gguf)")->required();
+  app.add_option("-m,--model", model, "checkpoint (.pth, .safetensors, rwkv.cpp .bin, .gguf); default: the bundled model (models/)");
   app.add_option("--text", text_path, "text file to score")->required();
   to.add(app);
+  AdapterOptions adapters;
+  adapters.add(app);
   app.add_option("--ctx", ctx, "tokens per forward_seq window (default 256)")->check(CLI::Range(2, 1 << 20));
   app.add_option("--threads", threads, "matmul threads (0 = all cores)")->check(CLI::Range(0, 1024));
   app.add_option("--max-tokens", max_tokens, "score only the first N tokens (0 = all)")
@@ -35,10 +38,14 @@ int cmd_perplexity(int argc, char** argv) {
   app.add_flag("--reset", reset, "fresh state per window instead of carrying it");
   app.add_flag("--json", json, "print one JSON object");
   return run(app, argc, argv, [&] {
+    if (auto mp = model_or_default(model); mp)
+      model = *mp;
+    else
+      return fail(mp.error());
     auto text = read_text_file(text_path, size_t{1} << 30);
     if (!text) return fail(text.error());
     const auto t_load = std::chrono::steady_clock::now();
-    auto m = load_model_file(model);
+    auto m = load_model_file(model, adapters);
     if (!m) return fail(m.error());
     const double load_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();

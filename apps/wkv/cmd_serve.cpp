@@ -1,6 +1,7 @@
 // wkv serve: the OpenAI-compatible HTTP server (src/server) over the batching scheduler.
-#include <pthread.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -8,10 +9,25 @@
 #include <thread>
 
 #include "cli.hpp"
+#include "default_model.hpp"
 #include "runtime/scheduler.hpp"
 #include "server/server.hpp"
 
 namespace wkv::cli {
+
+namespace {
+
+int g_signal_pipe[2] = {-1, -1};
+
+void on_stop_signal(int sig) {
+  const unsigned char c = static_cast<unsigned char>(sig);
+  const int saved = errno;
+  if (write(g_signal_pipe[1], &c, 1) < 0) {
+  }  // nothing safe to do about a full pipe: a stop is already pending
+  errno = saved;
+}
+
+}  // namespace
 
 int cmd_serve(int argc, char** argv) {
   CLI::App app{"Serve the model over an OpenAI-compatible HTTP API, with a chat page at /.",
@@ -22,8 +38,12 @@ int cmd_serve(int argc, char** argv) {
   SchedulerOptions sched_opt;
   int cache_mb = 256;
   double max_body_mb = 1;
-  app.add_option("-m,--model", model, "checkpoint (.pth, .safetensors or rwkv.cpp .bin)")->required();
+  app.add_option("-m,--model", model, "checkpoint (.pth, .safetensors or rwkv.cpp .bin); default: the bundled model (models/)");
   to.add(app);
+  // One tuned initial state for the whole server: every request's fresh state starts from it, so
+  // the prefix-state cache (filled from those states only) stays correct.
+  AdapterOptions adapters;
+  adapters.add(app);
   app.add_option("--host", so.host, "address to listen on (default 127.0.0.1: this machine only)");
   app.add_option("--port", so.port, "TCP port (0 = any free port, printed at start)")
       ->check(CLI::Range(0, 65535));
@@ -47,15 +67,23 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--timeout", so.timeout_s, "seconds a request may take, queue included")
       ->check(CLI::Range(0.1, 1e7));
   return run(app, argc, argv, [&] {
-    // Signals are taken by one thread through sigwait: block them before any thread starts.
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    if (auto mp = model_or_default(model); mp)
+      model = *mp;
+    else
+      return fail(mp.error());
+    // SIGTERM/SIGINT reach a handler that writes the signal number to a pipe, which one thread
+    // reads. A handler (not sigwait on blocked signals) because libraries start threads before
+    // main() (OpenBLAS's pool): a signal delivered to one of those must still drain the server.
+    if (pipe(g_signal_pipe) != 0) return fail(Error{"cannot create the signal pipe"});
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
     std::signal(SIGPIPE, SIG_IGN);  // a client that vanishes must not kill the server
 
-    auto m = load_model_file(model);
+    auto m = load_model_file(model, adapters);
     if (!m) return fail(m.error());
     Model& net = **m;
     auto tok = make_model_tokenizer(to, net, model);
@@ -73,15 +101,18 @@ int cmd_serve(int argc, char** argv) {
                  so.host.c_str(), *port, so.model_name.c_str(), sched_opt.max_active, cache_mb);
     std::fflush(stderr);
     std::thread sig_thread([&] {
-      int sig = 0;
-      sigwait(&sigs, &sig);
+      unsigned char sig = 0;
+      while (read(g_signal_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+      }
+      if (sig == 0) return;  // the server stopped on its own
       std::fprintf(stderr, "wkv serve: %s: finishing the requests in flight\n",
                    sig == SIGTERM ? "SIGTERM" : "SIGINT");
       srv.stop();
     });
     srv.run();
     srv.stop();
-    pthread_kill(sig_thread.native_handle(), SIGTERM);  // wakes sigwait if no signal came
+    const unsigned char wake = 0;  // wakes the reader if no signal came
+    if (write(g_signal_pipe[1], &wake, 1) != 1) std::fprintf(stderr, "wkv serve: signal pipe\n");
     sig_thread.join();
     auto st = sched.stats();
     std::fprintf(stderr, "wkv serve: stopped after %llu requests, %llu tokens generated\n",

@@ -11,8 +11,11 @@
 #include "formats/pth_write.hpp"
 #include "train/binidx.hpp"
 #include "train/data.hpp"
+#include "train/finetune.hpp"
+#include "train/dist.hpp"
 #include "train/loop.hpp"
 #include "train/params.hpp"
+#include "train/plot.hpp"
 
 namespace wkv::cli {
 
@@ -24,6 +27,46 @@ std::string hms(double s) {
   std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
   return buf;
 }
+
+// --tune and its options (train/finetune.hpp).
+struct FineTuneOptions {
+  std::string tune = "full", state;
+  train::LoraConfig lora;
+  void add(CLI::App& app) {
+    app.add_option("--tune", tune,
+                   "what to train: full (all weights), state (only the per-layer initial WKV "
+                   "states; default lr 0.1 -> 0.01) or lora (low-rank adapters on the large "
+                   "matrices); state/lora write rwkv-*.state/.lora.safetensors")
+        ->check(CLI::IsMember({"full", "state", "lora"}));
+    app.add_option("--state", state,
+                   "--tune state: start from this state file (.state.safetensors; default zero)");
+    app.add_option("--lora-rank", lora.rank, "--tune lora: adapter rank R")
+        ->check(CLI::Range(1, 1 << 16));
+    app.add_option("--lora-alpha", lora.alpha, "--tune lora: scale alpha (W + alpha/R * B*A)")
+        ->check(CLI::Range(1e-6, 1e6));
+  }
+  // The tuner (null for full training); state tuning's learning rates default higher.
+  Expected<std::unique_ptr<train::Tuner>> make(const CLI::App& app, const train::Params<float>& p,
+                                               train::TrainConfig& cfg, bool resuming) {
+    std::unique_ptr<train::Tuner> none;
+    const bool lora_opts = app.count("--lora-rank") || app.count("--lora-alpha");
+    if (tune != "state" && !state.empty())
+      return Error{"--state FILE is the starting state of --tune state"};
+    if (tune != "lora" && lora_opts) return Error{"--lora-rank/--lora-alpha need --tune lora"};
+    if (tune == "full") return none;
+    if (resuming) return Error{"--resume continues full training only (not --tune " + tune + ")"};
+    if (tune == "lora") {
+      lora.seed = cfg.seed;
+      return train::make_lora_tuner(p, lora, cfg.adamw);
+    }
+    if (!app.count("--lr-init")) cfg.lr_init = 0.1;  // AdamW steps of ~lr per state element
+    if (!app.count("--lr-final")) cfg.lr_final = cfg.lr_init / 10;
+    if (state.empty()) return train::make_state_tuner(p, cfg.adamw, nullptr, state);
+    auto t = load_safetensors(state);
+    if (!t) return t.error();
+    return train::make_state_tuner(p, cfg.adamw, &*t, state);
+  }
+};
 
 }  // namespace
 
@@ -72,8 +115,15 @@ int cmd_train(int argc, char** argv) {
   app.add_option("--resume", resume,
                  "optimizer state (rwkv-N.optim.safetensors) to continue from, with -m rwkv-N.pth "
                  "and the same data and options: the run continues exactly at step N");
+  FineTuneOptions ft;
+  ft.add(app);
   return run(app, argc, argv, [&] {
     cfg.l2wrap = !no_l2wrap;
+    // Under mpirun: one rank per process (MPI is finalised when `comm` goes); rank 0 writes.
+    auto comm = train::make_comm();
+    if (!comm) return fail(comm.error());
+    cfg.comm = comm->get();
+    const bool root = cfg.comm->is_root();
     auto tensors = load_tensors(model);
     if (!tensors) return fail(tensors.error());
     auto params = train::params_from_tensors<float>(*tensors, model);
@@ -115,16 +165,28 @@ int cmd_train(int argc, char** argv) {
       Status ls = train::optimizer_from_tensors(opt, *params, *os, step, resume);
       if (!ls) return fail(ls.error());
     }
+    // --tune state|lora: the weights stay frozen, the loop trains the tuner's tensors.
+    auto tuner = ft.make(app, *params, cfg, !resume.empty());
+    if (!tuner) return fail(tuner.error());
+    cfg.tuner = tuner->get();
+    if (root && cfg.tuner)
+      std::fprintf(stderr, "wkv train: --tune %s: %zu trainable values, the weights frozen\n",
+                   cfg.tuner->kind(), cfg.tuner->trainable_count());
     // A resumed run appends to the log it continues (or starts one in a new directory).
     const bool append = !resume.empty() && std::filesystem::exists(csv_path);
-    std::ofstream csv(csv_path, append ? std::ios::app : std::ios::trunc);
-    if (!csv) return fail(Error{csv_path + ": cannot write"});
-    if (!append) csv << "step,tokens,loss,val_loss,lr,tokens_per_s,elapsed_s\n";
-    std::fprintf(stderr,
-                 "wkv train: %zu tokens (%zu train, %zu validation), %zu parameters, "
-                 "%lld steps of %zu x %zu tokens\n",
-                 n_tokens, corpus->train.size(), corpus->val.size(), train::param_count(*params),
-                 (long long)cfg.steps, cfg.B, cfg.T);
+    std::ofstream csv;
+    if (root) csv.open(csv_path, append ? std::ios::app : std::ios::trunc);
+    if (cfg.comm->any(root && !csv))  // every rank stops; rank 0 says why
+      return root ? fail(Error{csv_path + ": cannot write"}) : 1;
+    if (root && !append) csv << "step,tokens,loss,val_loss,lr,tokens_per_s,elapsed_s\n";
+    const int world = cfg.comm->size();
+    const std::string procs = world > 1 ? ", " + std::to_string(world) + " processes" : "";
+    if (root)
+      std::fprintf(stderr,
+                   "wkv train: %zu tokens (%zu train, %zu validation), %zu parameters, "
+                   "%lld steps of %zu x %zu tokens%s\n",
+                   n_tokens, corpus->train.size(), corpus->val.size(), train::param_count(*params),
+                   (long long)cfg.steps, cfg.B, cfg.T, procs.c_str());
     auto on_step = [&](const train::StepReport& r) {
       if (r.initial && !resume.empty()) {
         std::fprintf(stderr, "resumed at step %lld/%lld  val %f\n", (long long)r.step,
@@ -149,6 +211,12 @@ int cmd_train(int argc, char** argv) {
     };
     auto save = [&](const train::Params<float>& p, const train::AdamW& o, int64_t step) -> Status {
       const std::string name = step == cfg.steps ? "rwkv-final" : "rwkv-" + std::to_string(step);
+      // The loss curve so far as DIR/loss.svg (a plot that fails does not stop training).
+      if (Status ps = train::write_loss_curve(out_dir, "wkv train " + out_dir); !ps)
+        std::fprintf(stderr, "wkv train: warning: loss.svg: %s\n", ps.error().message.c_str());
+      if (cfg.tuner)  // only what was trained: rwkv-*.state.safetensors / rwkv-*.lora.safetensors
+        return train::save_tuned(*cfg.tuner, out_dir + "/" + name + "." + cfg.tuner->kind() +
+                                                 ".safetensors", step);
       const TensorMap t = train::params_to_tensors(p);
       std::vector<std::string> order;  // the official trainer's order
       train::for_each_param(p, [&](const std::string& n, const auto&) { order.push_back(n); });
@@ -160,9 +228,13 @@ int cmd_train(int argc, char** argv) {
       return save_safetensors(out_dir + "/" + name + ".safetensors", t, meta);
     };
     Status st = train::train_loop(*params, opt, *corpus, cfg, on_step, save);
-    if (!st) return fail(st.error());
-    std::fprintf(stderr, "wkv train: wrote %s/rwkv-final.pth (+ .safetensors) and %s\n",
-                 out_dir.c_str(), csv_path.c_str());
+    if (!st) return root ? fail(st.error()) : 1;  // other ranks: the same error, or rank 0's
+    if (root && cfg.tuner)
+      std::fprintf(stderr, "wkv train: wrote %s/rwkv-final.%s.safetensors and %s\n",
+                   out_dir.c_str(), cfg.tuner->kind(), csv_path.c_str());
+    else if (root)
+      std::fprintf(stderr, "wkv train: wrote %s/rwkv-final.pth (+ .safetensors) and %s\n",
+                   out_dir.c_str(), csv_path.c_str());
     return 0;
   });
 }

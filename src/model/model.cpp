@@ -73,13 +73,17 @@ Expected<std::unique_ptr<Model>> load_model(TensorMap tensors, const std::string
 void State::add_slot(std::string name, std::vector<int64_t> shape, float init) {
   size_t n = 1;
   for (int64_t d : shape) n *= static_cast<size_t>(d);
-  slots.push_back({std::move(name), std::move(shape), data.size(), n, init});
+  slots.push_back({std::move(name), std::move(shape), data.size(), n, init, nullptr});
   data.resize(data.size() + n, init);
 }
 
 void State::reset() {
-  for (const auto& s : slots)
-    std::fill(data.begin() + s.offset, data.begin() + s.offset + s.size, s.init);
+  for (const auto& s : slots) {
+    if (s.init_values)
+      std::copy(s.init_values->begin(), s.init_values->end(), data.begin() + s.offset);
+    else
+      std::fill(data.begin() + s.offset, data.begin() + s.offset + s.size, s.init);
+  }
 }
 
 TensorMap State::to_tensors() const {

@@ -47,13 +47,16 @@ struct State {
     size_t offset = 0;  // in floats
     size_t size = 0;
     float init = 0.0f;  // the value every element starts from (v4 att.pp: -1e30)
+    // Per-element starting values instead of `init` (a tuned initial state, model/adapters.hpp);
+    // shared, so copying a State does not copy them.
+    std::shared_ptr<const std::vector<float>> init_values;
   };
   std::vector<float> data;
   std::vector<Slot> slots;
 
   // Appends a slot of `shape`, its elements set to `init`.
   void add_slot(std::string name, std::vector<int64_t> shape, float init = 0.0f);
-  // Every slot back to its initial value.
+  // Every slot back to its initial value(s).
   void reset();
 
   float* slot(size_t i) { return data.data() + slots[i].offset; }

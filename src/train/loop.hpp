@@ -8,9 +8,12 @@
 
 #include "train/adamw.hpp"
 #include "train/data.hpp"
+#include "train/dist.hpp"
 #include "train/params.hpp"
 
 namespace wkv::train {
+
+class Tuner;  // train/finetune.hpp
 
 struct TrainConfig {
   size_t B = 4, T = 64;  // batch rows, tokens per row
@@ -23,6 +26,14 @@ struct TrainConfig {
   int64_t val_every = 50;  // validation loss every N steps (and at the start and end)
   size_t val_batches = 8;  // at most this many validation batches
   int64_t save_every = 0;  // checkpoint every N steps (0: only at the end)
+  // Data parallelism (null: one process). Every rank draws the same global batch of B rows
+  // (B % size == 0), runs its contiguous B/size rows and the gradients are averaged, so every
+  // rank takes the same step; validation batches are split across ranks. Only rank 0 calls
+  // on_step and save; a save error stops every rank.
+  Comm* comm = nullptr;
+  // Fine-tuning (train/finetune.hpp): when set, the weights stay frozen and the loop trains what
+  // the tuner holds (forward on tuner->weights() from tuner->initial_state(), tuner->step()).
+  Tuner* tuner = nullptr;
 };
 
 struct StepReport {
@@ -36,8 +47,11 @@ struct StepReport {
   bool initial = false;  // the report before the first step (only val_loss is set)
 };
 
-// Mean cross entropy over the batches (weighted by rows).
-double evaluate(const Params<float>& p, const std::vector<Batch>& batches);
+// Mean cross entropy over the batches (weighted by rows). With a communicator of several
+// ranks, rank r evaluates batches r, r + size, ... and every rank gets the total.
+// s0: initial WKV states per layer (null: zero).
+double evaluate(const Params<float>& p, const std::vector<Batch>& batches, Comm* comm = nullptr,
+                const std::vector<std::vector<float>>* s0 = nullptr);
 
 // Trains p in place with `opt` (fresh, or restored to resume: training continues at step
 // opt.steps, drawing the same windows and learning rates as an uninterrupted run). on_step after

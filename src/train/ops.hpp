@@ -11,11 +11,22 @@
 
 namespace wkv::train::ops {
 
+// The three products run on OpenBLAS (sgemm) in float, the precision training uses; double
+// (finite-difference checks) keeps the plain loops. A zero-sized product writes zeros.
+namespace blas {
+void mm_nt(const float* X, const float* W, float* Y, size_t M, size_t K, size_t N);
+void mm_nn(const float* X, const float* W, float* Y, size_t M, size_t K, size_t N);
+void mm_tn_acc(const float* A, const float* B, float* G, size_t M, size_t K, size_t N);
+}  // namespace blas
+
+// Threads for the training products (OpenBLAS) and the inference kernels; 0 = all cores.
+void set_threads(size_t n);
+
 // Y[M,N] = X[M,K] · W[N,K]ᵀ   (nn.Linear with W [out, in])
 template <class Real>
 void mm_nt(const Real* X, const Real* W, Real* Y, size_t M, size_t K, size_t N) {
   if constexpr (std::is_same_v<Real, float>) {
-    kernels::table().matmul_f32(W, X, Y, N, K, M);
+    blas::mm_nt(X, W, Y, M, K, N);
   } else {
     for (size_t m = 0; m < M; ++m)
       for (size_t n = 0; n < N; ++n) {
@@ -29,6 +40,10 @@ void mm_nt(const Real* X, const Real* W, Real* Y, size_t M, size_t K, size_t N) 
 // Y[M,N] = X[M,K] · W[K,N]   (LoRA x @ w1, and dX of a linear layer)
 template <class Real>
 void mm_nn(const Real* X, const Real* W, Real* Y, size_t M, size_t K, size_t N) {
+  if constexpr (std::is_same_v<Real, float>) {
+    blas::mm_nn(X, W, Y, M, K, N);
+    return;
+  }
   for (size_t m = 0; m < M; ++m) {
     Real* y = Y + m * N;
     for (size_t n = 0; n < N; ++n) y[n] = 0;
@@ -43,6 +58,10 @@ void mm_nn(const Real* X, const Real* W, Real* Y, size_t M, size_t K, size_t N) 
 // G[K,N] += A[M,K]ᵀ · B[M,N]   (weight gradients)
 template <class Real>
 void mm_tn_acc(const Real* A, const Real* B, Real* G, size_t M, size_t K, size_t N) {
+  if constexpr (std::is_same_v<Real, float>) {
+    blas::mm_tn_acc(A, B, G, M, K, N);
+    return;
+  }
   for (size_t m = 0; m < M; ++m)
     for (size_t k = 0; k < K; ++k) {
       const Real x = A[m * K + k];

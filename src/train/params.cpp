@@ -167,6 +167,16 @@ size_t param_count(const Params<float>& p) {
   return n;
 }
 
+Params<float> zeros_with_dims(const Dims& d, bool v_l0) {
+  Params<float> p;
+  p.d = d;
+  shape_params(p, v_l0);
+  for_each_param(p, [](const std::string&, Param<float>& x) {
+    x.data.assign(size_t(numel(x.shape)), 0.0f);
+  });
+  return p;
+}
+
 template Expected<Params<float>> params_from_tensors<float>(const TensorMap&, const std::string&);
 template Expected<Params<double>> params_from_tensors<double>(const TensorMap&, const std::string&);
 template Params<float> zeros_like<float>(const Params<float>&);

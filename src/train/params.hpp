@@ -116,6 +116,9 @@ Expected<Params<Real>> params_from_tensors(const TensorMap& t, const std::string
 template <class Real>
 Params<Real> zeros_like(const Params<Real>& p);
 
+// Every parameter of the given dims, zero (layer 0's v0/v1/v2 only with v_l0).
+Params<float> zeros_with_dims(const Dims& d, bool v_l0);
+
 // Converts between precisions (fp32 <-> fp64, for finite-difference checks).
 template <class To, class From>
 Params<To> params_cast(const Params<From>& p);

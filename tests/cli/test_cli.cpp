@@ -37,7 +37,7 @@ TEST(Cli, EverySubcommandHasHelp) {
 }
 
 TEST(Cli, MissingRequiredArgumentIsOneLineErrorAndUsage) {
-  Result r = wkv({"info"});
+  Result r = wkv({"convert"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("error"), std::string::npos);
   EXPECT_NE(r.err.find("--model"), std::string::npos);
@@ -212,7 +212,7 @@ TEST(Cli, BadSamplingValuesAreUsageErrors) {
 
 TEST(Cli, WorldTokenizerIsChosenFromTheModelAndFoundInVocabDir) {
   const std::string p = test::temp_dir() + "/world.safetensors";
-  ASSERT_EQ(wkv({"init", "-o", p, "--n-layer", "1", "--n-embd", "32", "--head-size", "32",
+  ASSERT_EQ(wkv({"init", "--init", "random", "-o", p, "--n-layer", "1", "--n-embd", "32", "--head-size", "32",
                  "--vocab", "65536"})
                 .code,
             0);
@@ -237,7 +237,7 @@ TEST(Cli, ConflictingTokenizerOptionsAreRejected) {
 TEST(Cli, InitWritesALoadableRandomModel) {
   const std::string p = test::temp_dir() + "/rand.safetensors";
   Result r = wkv(
-      {"init", "-o", p, "--n-layer", "2", "--n-embd", "64", "--head-size", "32", "--vocab", "300"});
+      {"init", "--init", "random", "-o", p, "--n-layer", "2", "--n-embd", "64", "--head-size", "32", "--vocab", "300"});
   ASSERT_EQ(r.code, 0) << r.err;
   Result i = wkv({"info", "-m", p});
   ASSERT_EQ(i.code, 0) << i.err;

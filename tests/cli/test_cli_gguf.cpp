@@ -122,7 +122,7 @@ TEST(CliGguf, QuantizeOwnArchForRwkv5) {
 TEST(CliGguf, EmbeddedWorldVocabularyNeedsNoVocabOption) {
   const std::string vocab = test::shared_dir() + "/vocab/rwkv_vocab_v20230424.txt";
   const std::string src = tmp("world.safetensors"), g = tmp("world.gguf");
-  ASSERT_EQ(wkv({"init", "-o", src, "--n-layer", "1", "--n-embd", "64", "--head-size", "64",
+  ASSERT_EQ(wkv({"init", "--init", "random", "-o", src, "--n-layer", "1", "--n-embd", "64", "--head-size", "64",
                  "--vocab", "65536", "--seed", "3"})
                 .code,
             0);

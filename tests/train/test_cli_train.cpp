@@ -77,6 +77,35 @@ TEST(TrainCli, ShortRunLowersValidationLossAndLogsProgress) {
   EXPECT_LT(val[2], val[0] - 1.0);
 }
 
+TEST(TrainCli, WritesTheLossCurveBesideTheCheckpoints) {
+  const TrainRun& r = short_run();
+  ASSERT_EQ(r.train.code, 0) << r.train.err;
+  std::ifstream f(r.dir + "/loss.svg");
+  ASSERT_TRUE(f) << "no loss.svg";
+  const std::string svg((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  // 30 training points and 3 validation points (steps 0, 15, 30).
+  const size_t p = svg.find("<polyline class=\"train\""), q = svg.find("points=\"", p) + 8;
+  ASSERT_NE(p, std::string::npos);
+  size_t points = 0;
+  for (size_t i = q; svg[i] != '"'; ++i) points += svg[i] == ',';
+  EXPECT_EQ(points, 30u);
+  size_t dots = 0;
+  for (size_t i = svg.find("<circle"); i != std::string::npos; i = svg.find("<circle", i + 1)) ++dots;
+  EXPECT_EQ(dots, 3u);
+  // `wkv plot` redraws the same chart from the log.
+  const std::string out = wkv::test::temp_dir() + "/replot.svg";
+  CliResult pr = run_wkv({"plot", "--log", r.dir + "/train_log.csv", "-o", out, "--title",
+                          "wkv train " + r.dir});
+  ASSERT_EQ(pr.code, 0) << pr.err;
+  std::ifstream g(out);
+  const std::string svg2((std::istreambuf_iterator<char>(g)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(svg2, svg);
+  CliResult bad = run_wkv({"plot", "--log", r.dir + "/nope.csv", "-o", out});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("nope.csv"), std::string::npos) << bad.err;
+}
+
 TEST(TrainCli, PthCheckpointHasTorchSaveLayout) {
   const TrainRun& r = short_run();
   ASSERT_EQ(r.train.code, 0) << r.train.err;
