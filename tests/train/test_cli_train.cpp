@@ -11,17 +11,6 @@
 namespace wkv::train::test {
 namespace {
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out(1);
-  for (char c : s) {
-    if (c == sep)
-      out.emplace_back();
-    else
-      out.back() += c;
-  }
-  return out;
-}
-
 struct TrainRun {
   std::string dir, init, data;
   std::vector<std::string> args;  // the training options after -m, --data and -o

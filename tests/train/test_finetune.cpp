@@ -18,17 +18,6 @@
 namespace wkv::train::test {
 namespace {
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out(1);
-  for (char c : s) {
-    if (c == sep)
-      out.emplace_back();
-    else
-      out.back() += c;
-  }
-  return out;
-}
-
 // The validation losses of a train_log.csv, in order.
 std::vector<double> val_losses(const std::string& csv) {
   std::ifstream f(csv);
