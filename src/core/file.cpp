@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
@@ -55,7 +57,16 @@ Status write_file_atomic(const std::string& path,
   if (fd < 0) return Error{path + ": cannot create temporary file: " + errno_text()};
   bool io_ok = true;
   std::string io_err;
+  // Crash testing: WKV_FAULT_KILL_IN_WRITE=SUFFIX kills the process (SIGKILL, nothing cleaned
+  // up) once the first bytes of a file whose path ends in SUFFIX are written, so tests can check
+  // that a crash mid-write leaves the previous file intact.
+  const char* fault = std::getenv("WKV_FAULT_KILL_IN_WRITE");
+  const bool kill_in_write = fault && *fault && path.ends_with(fault);
   ByteSink sink = [&](const void* data, size_t n) {
+    if (kill_in_write && n > 0) {
+      if (::write(fd, data, (n + 1) / 2) >= 0) fsync(fd);
+      ::kill(::getpid(), SIGKILL);
+    }
     const char* p = static_cast<const char*>(data);
     while (n > 0 && io_ok) {
       ssize_t w = ::write(fd, p, n);

@@ -2,6 +2,7 @@
 // writes a CSV log and checkpoints; the .pth has torch.save's zip/pickle layout, holds exactly
 // the trained parameters, and `wkv logits` on it matches the training forward.
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "cli_util.hpp"
@@ -200,6 +201,58 @@ TEST(TrainCli, ResumeContinuesExactly) {
   c = run_wkv(a);
   EXPECT_EQ(c.code, 1);
   EXPECT_NE(c.err.find("rwkv-15.safetensors"), std::string::npos) << c.err;
+}
+
+// A crash while a checkpoint is being written (SIGKILL injected after the first bytes of the
+// file, WKV_FAULT_KILL_IN_WRITE) leaves the checkpoint an earlier run wrote under that name
+// untouched and loadable; only a temporary file is left behind.
+TEST(TrainCli, KillingTrainingMidCheckpointLeavesThePreviousCheckpointIntact) {
+  const std::string dir = wkv::test::temp_dir() + "/train_kill";
+  std::filesystem::remove_all(dir);
+  const std::string init = wkv::test::temp_dir() + "/train_kill_init.safetensors";
+  ASSERT_EQ(run_wkv({"init", "-o", init, "--n-layer", "1", "--n-embd", "32", "--head-size", "16",
+                     "--vocab", "256"})
+                .code,
+            0);
+  const std::string data = wkv::test::temp_dir() + "/train_kill.txt";
+  {
+    std::ofstream f(data);
+    for (int i = 0; i < 50; ++i) f << "the quick brown fox jumps over the lazy dog " << i << "\n";
+  }
+  auto train = [&](const std::string& seed, const std::string& env) {
+    return run_wkv({"train", "-m", init, "--data", data, "-o", dir, "--batch", "2", "--ctx", "16",
+                    "--steps", "3", "--warmup", "1", "--val-every", "0", "--seed", seed},
+                   "", env);
+  };
+  auto bytes = [](const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  };
+  CliResult first = train("1", "");
+  ASSERT_EQ(first.code, 0) << first.err;
+  for (const char* file : {"rwkv-final.pth", "rwkv-final.safetensors",
+                           "rwkv-final.optim.safetensors"}) {
+    SCOPED_TRACE(file);
+    const std::string path = dir + "/" + file, before = bytes(path);
+    ASSERT_FALSE(before.empty());
+    // Another seed: the second run's checkpoint would differ from the first.
+    CliResult r = train("2", std::string("WKV_FAULT_KILL_IN_WRITE=") + file);
+    EXPECT_TRUE(r.code == 137 || r.code == -1) << "not killed: " << r.code << " " << r.err;
+    EXPECT_EQ(bytes(path), before);
+    auto t = load_tensors(path);
+    ASSERT_TRUE(t) << t.error().message;
+    size_t temps = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+      temps += e.path().filename().string().rfind(std::string(file) + ".tmp.", 0) == 0;
+    EXPECT_EQ(temps, 1u) << "the kill did not land inside the write";
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+      if (e.path().filename().string().find(".tmp.") != std::string::npos)
+        std::filesystem::remove(e.path());
+  }
+  // Without the fault the same run replaces the checkpoint.
+  const std::string before = bytes(dir + "/rwkv-final.safetensors");
+  ASSERT_EQ(train("2", "").code, 0);
+  EXPECT_NE(bytes(dir + "/rwkv-final.safetensors"), before);
 }
 
 TEST(TrainCli, BadInputExit1BadArgumentsExit2) {
