@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "cli.hpp"
+#include "progress.hpp"
 #include "formats/formats.hpp"
 #include "formats/pth_write.hpp"
 #include "train/binidx.hpp"
@@ -187,6 +188,7 @@ int cmd_train(int argc, char** argv) {
                    "%lld steps of %zu x %zu tokens%s\n",
                    n_tokens, corpus->train.size(), corpus->val.size(), train::param_count(*params),
                    (long long)cfg.steps, cfg.B, cfg.T, procs.c_str());
+    Progress progress;
     auto on_step = [&](const train::StepReport& r) {
       if (r.initial && !resume.empty()) {
         std::fprintf(stderr, "resumed at step %lld/%lld  val %f\n", (long long)r.step,
@@ -199,15 +201,21 @@ int cmd_train(int argc, char** argv) {
       if (r.val_loss) csv << *r.val_loss;
       csv << ',' << r.lr << ',' << r.tokens_per_s << ',' << r.elapsed_s << '\n';
       csv.flush();
-      if (r.step == 0 || r.step % log_every == 0 || r.step == r.steps || r.val_loss) {
-        std::string val = r.val_loss ? "  val " + std::to_string(*r.val_loss) : "";
-        if (r.initial)
-          std::fprintf(stderr, "step 0/%lld%s\n", (long long)r.steps, val.c_str());
-        else
-          std::fprintf(stderr, "step %lld/%lld  loss %.4f%s  lr %.3g  %.0f tok/s  ETA %s\n",
-                       (long long)r.step, (long long)r.steps, r.loss, val.c_str(), r.lr,
-                       r.tokens_per_s, hms(r.eta_s).c_str());
-      }
+      // A terminal gets a bar redrawn every step and keeps the validation and final lines; a
+      // log gets a line every --log-every steps and at every validation.
+      const std::string val = r.val_loss ? "  val " + std::to_string(*r.val_loss) : "";
+      char text[256];
+      if (r.initial)
+        std::snprintf(text, sizeof text, "step 0/%lld%s", (long long)r.steps, val.c_str());
+      else
+        std::snprintf(text, sizeof text, "step %lld/%lld  loss %.4f%s  lr %.3g  %.0f tok/s  ETA %s",
+                      (long long)r.step, (long long)r.steps, r.loss, val.c_str(), r.lr,
+                      r.tokens_per_s, hms(r.eta_s).c_str());
+      const bool keep = r.initial || r.val_loss || r.step == r.steps;
+      if (progress.tty() && !keep)
+        progress.update(double(r.step) / double(std::max<int64_t>(1, r.steps)), text);
+      else if (keep || r.step % log_every == 0)
+        progress.line(text);
     };
     auto save = [&](const train::Params<float>& p, const train::AdamW& o, int64_t step) -> Status {
       const std::string name = step == cfg.steps ? "rwkv-final" : "rwkv-" + std::to_string(step);
@@ -228,6 +236,7 @@ int cmd_train(int argc, char** argv) {
       return save_safetensors(out_dir + "/" + name + ".safetensors", t, meta);
     };
     Status st = train::train_loop(*params, opt, *corpus, cfg, on_step, save);
+    progress.finish();
     if (!st) return root ? fail(st.error()) : 1;  // other ranks: the same error, or rank 0's
     if (root && cfg.tuner)
       std::fprintf(stderr, "wkv train: wrote %s/rwkv-final.%s.safetensors and %s\n",

@@ -255,6 +255,33 @@ TEST(TrainCli, KillingTrainingMidCheckpointLeavesThePreviousCheckpointIntact) {
   EXPECT_NE(bytes(dir + "/rwkv-final.safetensors"), before);
 }
 
+// On a terminal (a pty from util-linux `script`) progress is one bar redrawn in place with the
+// step, loss, rate and ETA; the validation and final lines stay. Piped, it is plain lines.
+TEST(TrainCli, ProgressIsABarOnATerminalAndLinesOtherwise) {
+  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no `script`";
+  const TrainRun& r = short_run();
+  ASSERT_EQ(r.train.code, 0) << r.train.err;
+  EXPECT_EQ(r.train.err.find('\r'), std::string::npos);  // piped: no redraws
+  EXPECT_NE(r.train.err.find("step 5/30  loss"), std::string::npos);
+  const std::string dir = wkv::test::temp_dir() + "/train_tty";
+  std::string cmd = shell_quote(WKV_EXE) + " train -m " + shell_quote(r.init) + " --data " +
+                    shell_quote(r.data) + " -o " + shell_quote(dir) +
+                    " --steps 6 --batch 2 --ctx 16 --warmup 1 --val-every 3";
+  const std::string out = wkv::test::temp_dir() + "/train_tty.txt";
+  ASSERT_EQ(std::system(("script -qec " + shell_quote(cmd) + " /dev/null > " + shell_quote(out) +
+                         " 2>&1")
+                            .c_str()),
+            0);
+  std::ifstream f(out, std::ios::binary);
+  const std::string tty((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_NE(tty.find("\r[####"), std::string::npos) << tty;
+  EXPECT_NE(tty.find("step 1/6  loss"), std::string::npos) << tty;
+  EXPECT_NE(tty.find("tok/s  ETA 0:00:0"), std::string::npos) << tty;
+  EXPECT_NE(tty.find("step 3/6  loss"), std::string::npos) << tty;  // a validation line
+  EXPECT_NE(tty.find("step 6/6  loss"), std::string::npos) << tty;
+  EXPECT_NE(tty.find("]  83%  step 5/6"), std::string::npos) << tty;
+}
+
 TEST(TrainCli, BadInputExit1BadArgumentsExit2) {
   const std::string init = wkv::test::temp_dir() + "/train_init.safetensors";
   short_run();
