@@ -137,6 +137,16 @@ size_t threads() {
   return g_threads == 0 ? default_threads() : g_threads;
 }
 
+void parallel_for(size_t n, const std::function<void(size_t)>& fn) {
+  if (n == 0) return;
+  std::unique_lock<std::mutex> lock(g_pool_mu, std::try_to_lock);
+  if (n == 1 || !lock.owns_lock()) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  pool_locked().run(n, [&fn](size_t i) { fn(i); });
+}
+
 void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size_t cols,
             size_t T) {
   const MatmulRows fn = table().rows_for(wt);

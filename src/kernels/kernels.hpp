@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 
 #include "core/dtype.hpp"
@@ -120,5 +121,10 @@ void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size
 // Call it before running a model, not while one runs. Results do not depend on it.
 void set_threads(size_t n);
 size_t threads();
+
+// Calls fn(i) for every i in [0, n) on the matmul thread pool (on the calling thread alone when
+// another caller holds the pool or there is one thread). fn must not depend on which thread or
+// in which order it runs: callers write disjoint outputs, so results do not depend on threads.
+void parallel_for(size_t n, const std::function<void(size_t)>& fn);
 
 }  // namespace wkv::kernels

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/kernels.hpp"
+
 namespace wkv::train {
 
 namespace {
@@ -32,20 +34,21 @@ template <class Real>
 void wkv7_forward(const Wkv7Dims& d, const Real* r, const Real* w, const Real* k, const Real* v,
                   const Real* a, const Real* b, const Real* s0, Real* y, Real* states) {
   const size_t N = d.N, C = d.H * d.N, NN = N * N, nc = d.n_chunks();
-  std::vector<Real> S(NN), sa(N);
-  for (size_t bi = 0; bi < d.B; ++bi)
-    for (size_t h = 0; h < d.H; ++h) {
-      if (s0)
-        std::memcpy(S.data(), s0 + h * NN, NN * sizeof(Real));
-      else
-        std::fill(S.begin(), S.end(), Real(0));
-      Real* st = states + (bi * d.H + h) * nc * NN;
-      for (size_t t = 0; t < d.T; ++t) {
-        if (t % d.chunk == 0) std::memcpy(st + (t / d.chunk) * NN, S.data(), NN * sizeof(Real));
-        const size_t o = (bi * d.T + t) * C + h * N;
-        step(S.data(), r + o, w + o, k + o, v + o, a + o, b + o, sa.data(), y + o, N);
-      }
+  // Every (sequence, head) pair is independent: one task each on the kernels' thread pool.
+  kernels::parallel_for(d.B * d.H, [&](size_t task) {
+    const size_t bi = task / d.H, h = task % d.H;
+    std::vector<Real> S(NN), sa(N);
+    if (s0)
+      std::memcpy(S.data(), s0 + h * NN, NN * sizeof(Real));
+    else
+      std::fill(S.begin(), S.end(), Real(0));
+    Real* st = states + (bi * d.H + h) * nc * NN;
+    for (size_t t = 0; t < d.T; ++t) {
+      if (t % d.chunk == 0) std::memcpy(st + (t / d.chunk) * NN, S.data(), NN * sizeof(Real));
+      const size_t o = (bi * d.T + t) * C + h * N;
+      step(S.data(), r + o, w + o, k + o, v + o, a + o, b + o, sa.data(), y + o, N);
     }
+  });
 }
 
 template <class Real>
@@ -53,10 +56,14 @@ void wkv7_backward(const Wkv7Dims& d, const Real* r, const Real* w, const Real* 
                    const Real* a, const Real* b, const Real* states, const Real* dy, Real* dr,
                    Real* dw, Real* dk, Real* dv, Real* da, Real* db, Real* ds0) {
   const size_t N = d.N, C = d.H * d.N, NN = N * N, nc = d.n_chunks(), L = d.chunk;
-  std::vector<Real> Sk((L + 1) * NN), sak(L * N), dS(NN), dsa(N);
-  for (size_t bi = 0; bi < d.B; ++bi)
-    for (size_t h = 0; h < d.H; ++h) {
-      std::fill(dS.begin(), dS.end(), Real(0));
+  // One task per (sequence, head) on the kernels' thread pool; each writes only its own rows.
+  // The initial-state gradients are kept per task and summed over the sequences afterwards in
+  // sequence order, the order of a serial loop, so the result does not depend on threads.
+  std::vector<Real> ds0_parts(ds0 ? d.B * d.H * NN : 0);
+  kernels::parallel_for(d.B * d.H, [&](size_t task) {
+    const size_t bi = task / d.H, h = task % d.H;
+    std::vector<Real> Sk((L + 1) * NN), sak(L * N), dS(NN), dsa(N);
+    {
       const Real* st = states + (bi * d.H + h) * nc * NN;
       for (size_t c = nc; c-- > 0;) {
         const size_t t0 = c * L, t1 = std::min(d.T, t0 + L);
@@ -105,9 +112,13 @@ void wkv7_backward(const Wkv7Dims& d, const Real* r, const Real* w, const Real* 
             }
         }
       }
-      if (ds0)
-        for (size_t x = 0; x < NN; ++x) ds0[h * NN + x] += dS[x];
+      if (ds0) std::memcpy(ds0_parts.data() + task * NN, dS.data(), NN * sizeof(Real));
     }
+  });
+  if (ds0)
+    for (size_t bi = 0; bi < d.B; ++bi)
+      for (size_t h = 0; h < d.H; ++h)
+        for (size_t x = 0; x < NN; ++x) ds0[h * NN + x] += ds0_parts[(bi * d.H + h) * NN + x];
 }
 
 #define WKV_INSTANTIATE(R)                                                                         \
