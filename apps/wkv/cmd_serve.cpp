@@ -1,4 +1,5 @@
 // wkv serve: the OpenAI-compatible HTTP server (src/server) over the batching scheduler.
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -72,8 +73,10 @@ int cmd_serve(int argc, char** argv) {
     else
       return fail(mp.error());
     // SIGTERM/SIGINT reach a handler that writes the signal number to a pipe, which one thread
-    // reads. A handler (not sigwait on blocked signals) because libraries start threads before
-    // main() (OpenBLAS's pool): a signal delivered to one of those must still drain the server.
+    // reads. They are blocked in every thread this process starts (the HTTP threads must not see
+    // EINTR) except that reader; a handler rather than sigwait because libraries may have started
+    // threads before main() (OpenBLAS's pool), and a signal delivered to one of those must still
+    // reach the pipe rather than kill the process.
     if (pipe(g_signal_pipe) != 0) return fail(Error{"cannot create the signal pipe"});
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
@@ -81,6 +84,11 @@ int cmd_serve(int argc, char** argv) {
     sa.sa_flags = SA_RESTART;
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
     std::signal(SIGPIPE, SIG_IGN);  // a client that vanishes must not kill the server
 
     auto m = load_model_file(model, adapters);
@@ -101,6 +109,7 @@ int cmd_serve(int argc, char** argv) {
                  so.host.c_str(), *port, so.model_name.c_str(), sched_opt.max_active, cache_mb);
     std::fflush(stderr);
     std::thread sig_thread([&] {
+      pthread_sigmask(SIG_UNBLOCK, &sigs, nullptr);  // this thread takes the signals
       unsigned char sig = 0;
       while (read(g_signal_pipe[0], &sig, 1) < 0 && errno == EINTR) {
       }
