@@ -175,10 +175,7 @@ int cmd_chat(int argc, char** argv) {
   app.add_option("--penalty-decay", sc.penalty_decay, "default 0.996")->check(CLI::Range(0.0f, 1.0f));
   app.add_option("--seed", sc.seed, "random seed");
   return run(app, argc, argv, [&] {
-    if (auto mp = model_or_default(model); mp)
-      model = *mp;
-    else
-      return fail(mp.error());
+    if (Status s = use_default_model(model); !s) return fail(s.error());
     if (Status v = validate_sampler_config(sc); !v) {
       std::cerr << "wkv chat: error: " << v.error().message << "\n" << app.help();
       return kExitUsage;

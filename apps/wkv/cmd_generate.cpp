@@ -43,10 +43,7 @@ int cmd_generate(int argc, char** argv) {
   app.add_flag("--ignore-eos", ignore_eos,
                "never sample token 0 (end of document): generate exactly -n tokens");
   return run(app, argc, argv, [&] {
-    if (auto mp = model_or_default(model); mp)
-      model = *mp;
-    else
-      return fail(mp.error());
+    if (Status s = use_default_model(model); !s) return fail(s.error());
     if (Status v = validate_sampler_config(sc); !v) {
       std::cerr << "wkv generate: error: " << v.error().message << "\n" << app.help();
       return kExitUsage;

@@ -12,10 +12,7 @@ int cmd_info(int argc, char** argv) {
   std::string model;
   app.add_option("-m,--model", model, "checkpoint (.pth or .safetensors); default: the bundled model (models/)");
   return run(app, argc, argv, [&] {
-    if (auto mp = model_or_default(model); mp)
-      model = *mp;
-    else
-      return fail(mp.error());
+    if (Status s = use_default_model(model); !s) return fail(s.error());
     auto m = load_model_file(model);
     if (!m) return fail(m.error());
     const Hparams& hp = (*m)->hparams();

@@ -38,10 +38,7 @@ int cmd_perplexity(int argc, char** argv) {
   app.add_flag("--reset", reset, "fresh state per window instead of carrying it");
   app.add_flag("--json", json, "print one JSON object");
   return run(app, argc, argv, [&] {
-    if (auto mp = model_or_default(model); mp)
-      model = *mp;
-    else
-      return fail(mp.error());
+    if (Status s = use_default_model(model); !s) return fail(s.error());
     auto text = read_text_file(text_path, size_t{1} << 30);
     if (!text) return fail(text.error());
     const auto t_load = std::chrono::steady_clock::now();

@@ -68,10 +68,7 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--timeout", so.timeout_s, "seconds a request may take, queue included")
       ->check(CLI::Range(0.1, 1e7));
   return run(app, argc, argv, [&] {
-    if (auto mp = model_or_default(model); mp)
-      model = *mp;
-    else
-      return fail(mp.error());
+    if (Status s = use_default_model(model); !s) return fail(s.error());
     // SIGTERM/SIGINT reach a handler that writes the signal number to a pipe, which one thread
     // reads. They are blocked in every thread this process starts (the HTTP threads must not see
     // EINTR) except that reader; a handler rather than sigwait because libraries may have started

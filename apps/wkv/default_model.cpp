@@ -35,11 +35,13 @@ Expected<std::string> default_model_path() {
                " was not found (looked in: " + list + "); pass -m MODEL or set $WKV_MODEL"};
 }
 
-Expected<std::string> model_or_default(const std::string& model) {
-  if (!model.empty()) return model;
+Status use_default_model(std::string& model) {
+  if (!model.empty()) return Status::success();
   auto p = default_model_path();
-  if (p) std::fprintf(stderr, "wkv: using the bundled model %s\n", p->c_str());
-  return p;
+  if (!p) return p.error();
+  std::fprintf(stderr, "wkv: using the bundled model %s\n", p->c_str());
+  model = std::move(*p);
+  return Status::success();
 }
 
 }  // namespace wkv::cli

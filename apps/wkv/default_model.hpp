@@ -15,7 +15,8 @@ inline constexpr const char* kBundledModelName = "kjv-L4-D128.safetensors";
 // it looked.
 Expected<std::string> default_model_path();
 
-// `model` itself when given, else default_model_path() (with a note on stderr naming it).
-Expected<std::string> model_or_default(const std::string& model);
+// Leaves a given `model` as it is; an empty one becomes default_model_path() (with a note on
+// stderr naming it). The error is default_model_path()'s.
+Status use_default_model(std::string& model);
 
 }  // namespace wkv::cli
