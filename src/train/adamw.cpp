@@ -29,6 +29,32 @@ const char* param_group_name(ParamGroup g) {
   return "?";
 }
 
+ClipInfo clip_info(double sum_of_squares, double max_norm) {
+  ClipInfo clip;
+  clip.total_norm = std::sqrt(sum_of_squares);
+  if (max_norm > 0) {
+    const double coef = max_norm / (clip.total_norm + 1e-6);
+    if (coef < 1) clip.coef = coef;
+  }
+  return clip;
+}
+
+void adamw_update(float* p, const float* g, float gscale, float* m, float* v, size_t n, double lr,
+                  double wd, int64_t step, const AdamWConfig& cfg) {
+  const double bc1 = 1 - std::pow(cfg.beta1, double(step));
+  const double bc2 = 1 - std::pow(cfg.beta2, double(step));
+  for (size_t j = 0; j < n; ++j) {
+    const double gj = double(g[j] * gscale);  // fp32, as torch scales the gradients
+    const double mj = cfg.beta1 * m[j] + (1 - cfg.beta1) * gj;
+    const double vj = cfg.beta2 * v[j] + (1 - cfg.beta2) * gj * gj;
+    m[j] = float(mj);
+    v[j] = float(vj);
+    // p ← p − lr·( m̂ / (sqrt(v̂) + eps) + wd·p )
+    const double upd = (mj / bc1) / (std::sqrt(vj / bc2) + cfg.eps);
+    p[j] = float(double(p[j]) - lr * (upd + wd * double(p[j])));
+  }
+}
+
 AdamW::AdamW(const Params<float>& p, const AdamWConfig& cfg)
     : exp_avg(zeros_like(p)), exp_avg_sq(zeros_like(p)), cfg_(cfg) {
   for_each_param(p, [&](const std::string& name, const Param<float>& prm) {
@@ -45,43 +71,22 @@ ClipInfo AdamW::step(Params<float>& p, Grads<float>& g, double lr_base) {
   WKV_ASSERT(ps.size() == groups_.size() && gs.size() == ps.size() && ms.size() == ps.size() &&
              vs.size() == ps.size());
 
-  ClipInfo clip;
   double sq = 0;
   for (auto* x : gs)
     for (float v : x->data) sq += double(v) * v;
-  clip.total_norm = std::sqrt(sq);
-  if (cfg_.grad_clip > 0) {
-    // torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied if < 1
-    const double coef = cfg_.grad_clip / (clip.total_norm + 1e-6);
-    if (coef < 1) {
-      clip.coef = coef;
-      const float cf = float(coef);
-      for (auto* x : gs)
-        for (float& v : x->data) v *= cf;
-    }
+  const ClipInfo clip = clip_info(sq, cfg_.grad_clip);
+  if (clip.coef < 1) {  // in place, as clip_grad_norm_ does
+    const float cf = float(clip.coef);
+    for (auto* x : gs)
+      for (float& v : x->data) v *= cf;
   }
-
   ++steps;
-  const double bc1 = 1 - std::pow(cfg_.beta1, double(steps));
-  const double bc2 = 1 - std::pow(cfg_.beta2, double(steps));
   for (size_t i = 0; i < ps.size(); ++i) {
     const ParamGroup grp = groups_[i];
     const double lr = grp == ParamGroup::lr_2x ? 2 * lr_base : lr_base;
     const double wd = grp == ParamGroup::lr_decay ? cfg_.weight_decay : 0.0;
-    float* pd = ps[i]->data.data();
-    const float* gd = gs[i]->data.data();
-    float* md = ms[i]->data.data();
-    float* vd = vs[i]->data.data();
-    for (size_t j = 0; j < ps[i]->data.size(); ++j) {
-      const double gj = gd[j];
-      const double m = cfg_.beta1 * md[j] + (1 - cfg_.beta1) * gj;
-      const double v = cfg_.beta2 * vd[j] + (1 - cfg_.beta2) * gj * gj;
-      md[j] = float(m);
-      vd[j] = float(v);
-      // p ← p − lr·( m̂ / (sqrt(v̂) + eps) + wd·p )
-      const double upd = (m / bc1) / (std::sqrt(v / bc2) + cfg_.eps);
-      pd[j] = float(double(pd[j]) - lr * (upd + wd * double(pd[j])));
-    }
+    adamw_update(ps[i]->data.data(), gs[i]->data.data(), 1.0f, ms[i]->data.data(),
+                 vs[i]->data.data(), ps[i]->data.size(), lr, wd, steps, cfg_);
   }
   return clip;
 }

@@ -30,6 +30,16 @@ struct ClipInfo {
   double coef = 1;        // max_norm / (total_norm + 1e-6) when applied, else 1
 };
 
+// torch.nn.utils.clip_grad_norm_ from the sum of squares of all gradients: the global norm and
+// the coefficient max_norm / (norm + 1e-6) when that is below 1 (else 1; max_norm <= 0: off).
+ClipInfo clip_info(double sum_of_squares, double max_norm);
+
+// One AdamW update of n elements at step `step` (1-based, for the bias corrections): the
+// gradient is g·gscale in fp32 (gscale: a clipping coefficient, 1 when already applied), the
+// moments m, v and the parameters p are updated in place with lr and decoupled decay wd.
+void adamw_update(float* p, const float* g, float gscale, float* m, float* v, size_t n, double lr,
+                  double wd, int64_t step, const AdamWConfig& cfg);
+
 class AdamW {
  public:
   AdamW(const Params<float>& p, const AdamWConfig& cfg);

@@ -23,24 +23,12 @@ void FlatAdamW::step(const std::vector<std::span<float>>& params,
   double sq = 0;
   for (const auto& g : grads)
     for (float x : g) sq += double(x) * x;
-  double coef = 1;
-  if (cfg_.grad_clip > 0) {  // torch clip_grad_norm_
-    const double c = cfg_.grad_clip / (std::sqrt(sq) + 1e-6);
-    if (c < 1) coef = c;
-  }
+  const float coef = float(clip_info(sq, cfg_.grad_clip).coef);
   ++steps;
-  const double bc1 = 1 - std::pow(cfg_.beta1, double(steps));
-  const double bc2 = 1 - std::pow(cfg_.beta2, double(steps));
   for (size_t t = 0; t < params.size(); ++t) {
     WKV_ASSERT(params[t].size() == m_[t].size() && grads[t].size() == m_[t].size());
-    for (size_t j = 0; j < params[t].size(); ++j) {
-      const double g = double(float(double(grads[t][j]) * coef));  // clipped as torch: in fp32
-      const double m = cfg_.beta1 * m_[t][j] + (1 - cfg_.beta1) * g;
-      const double v = cfg_.beta2 * v_[t][j] + (1 - cfg_.beta2) * g * g;
-      m_[t][j] = float(m);
-      v_[t][j] = float(v);
-      params[t][j] = float(double(params[t][j]) - lr * (m / bc1) / (std::sqrt(v / bc2) + cfg_.eps));
-    }
+    adamw_update(params[t].data(), grads[t].data(), coef, m_[t].data(), v_[t].data(),
+                 params[t].size(), lr, 0.0, steps, cfg_);
   }
 }
 
@@ -205,11 +193,8 @@ class LoraTuner final : public Tuner {
 }  // namespace
 
 bool is_lora_target(const std::string& name) {
-  for (const char* t : kLoraTargets) {
-    const std::string suf = std::string(".") + t;
-    if (name.size() > suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0)
-      return true;
-  }
+  for (const char* t : kLoraTargets)
+    if (name.ends_with(std::string(".") + t)) return true;
   return false;
 }
 
