@@ -148,12 +148,9 @@ Status apply_lora(TensorMap& weights, const TensorMap& lora,
   auto sc = lora_scale_from_metadata(meta, where);
   if (!sc) return sc.error();
   const int64_t R = sc->rank;
-  auto ends_with = [](const std::string& s, const std::string& suf) {
-    return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-  };
   std::set<std::string> targets;
   for (const auto& [name, ten] : lora) {
-    const bool a = ends_with(name, kLoraA), b = ends_with(name, kLoraB);
+    const bool a = name.ends_with(kLoraA), b = name.ends_with(kLoraB);
     if (!a && !b)
       return Error{where + ": tensor '" + name + "' is not a LoRA factor (" + kLoraA + " / " +
                    kLoraB + ")"};
