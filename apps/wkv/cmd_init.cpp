@@ -49,12 +49,7 @@ int cmd_init(int argc, char** argv) {
       t = train::params_to_tensors(*p);
       train::for_each_param(*p, [&](const std::string& n, const auto&) { order.push_back(n); });
       if (dt == DType::bf16)
-        for (auto& [name, ten] : t) {
-          const std::vector<float> v = to_f32(ten);
-          std::vector<uint16_t> bits(v.size());
-          for (size_t i = 0; i < v.size(); ++i) bits[i] = f32_to_bf16(v[i]);
-          ten = Tensor::from_bf16(ten.shape, std::move(bits));
-        }
+        for (auto& [name, ten] : t) ten = f32_or_bf16_tensor(dt, ten.shape, to_f32(ten));
     }
     Status s = out.ends_with(".pth")
                    ? save_pth(out, t, order)

@@ -5,14 +5,12 @@
 
 namespace wkv {
 
-namespace {
-Tensor make(DType dt, std::vector<int64_t> shape, std::vector<float> v) {
+Tensor f32_or_bf16_tensor(DType dt, std::vector<int64_t> shape, std::vector<float> v) {
   if (dt == DType::f32) return Tensor::from_f32(std::move(shape), std::move(v));
   std::vector<uint16_t> bits(v.size());
   for (size_t i = 0; i < v.size(); ++i) bits[i] = f32_to_bf16(v[i]);
   return Tensor::from_bf16(std::move(shape), std::move(bits));
 }
-}  // namespace
 
 Expected<TensorMap> random_v7(const V7Dims& d, uint64_t seed, DType dtype) {
   if (d.n_layer < 1 || d.n_layer > 256) return Error{"n_layer must be in 1..256"};
@@ -37,7 +35,7 @@ Expected<TensorMap> random_v7(const V7Dims& d, uint64_t seed, DType dtype) {
   };
   TensorMap m;
   auto put = [&](const std::string& name, std::vector<int64_t> shape, std::vector<float> v) {
-    m[name] = make(dtype, std::move(shape), std::move(v));
+    m[name] = f32_or_bf16_tensor(dtype, std::move(shape), std::move(v));
   };
   const float sc = 1.0f / std::sqrt(static_cast<float>(C));
   put("emb.weight", {V, C}, normal(V * C, 1.0f));

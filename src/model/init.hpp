@@ -17,6 +17,10 @@ struct V7Dims {
   int lora_w = 64, lora_a = 64, lora_v = 32, lora_g = 128;
 };
 
+// A tensor of `values` stored as f32, or rounded to bf16 when dt is bf16 (the dtypes `wkv init`
+// writes).
+Tensor f32_or_bf16_tensor(DType dt, std::vector<int64_t> shape, std::vector<float> values);
+
 Expected<TensorMap> random_v7(const V7Dims& d, uint64_t seed, DType dtype);
 
 }  // namespace wkv
