@@ -82,7 +82,9 @@ const struct {
   DType dt;
 } kTypes[] = {{"f32", DType::f32},   {"bf16", DType::bf16}, {"f16", DType::f16},
               {"q8_0", DType::q8_0}, {"q4_0", DType::q4_0}, {"q4_1", DType::q4_1},
-              {"q5_0", DType::q5_0}, {"q5_1", DType::q5_1}};
+              {"q5_0", DType::q5_0}, {"q5_1", DType::q5_1}, {"q2_k", DType::q2_k},
+              {"q3_k", DType::q3_k}, {"q4_k", DType::q4_k}, {"q5_k", DType::q5_k},
+              {"q6_k", DType::q6_k}};
 
 int register_all() {
   for (const auto& ty : kTypes) {

@@ -1,10 +1,12 @@
-// wkv quantize -m IN -o OUT.gguf --type q8_0|q4_0|q4_1|q5_0|q5_1 [--quantize-head]
+// wkv quantize -m IN -o OUT.gguf --type q8_0|q4_0|q4_1|q5_0|q5_1|q2_k|q3_k|q4_k|q5_k|q6_k
+//              [--quantize-head]
 //
 // Rule (gguf_should_quantize, formats/gguf.hpp): only the large linear layers (attention
 // receptance/key/value/output/gate, FFN key/value/receptance) whose row length is a multiple of
 // 32 become blocks; the embedding, norms, decay/LoRA vectors and matrices, fused lerps and the
 // head (unless --quantize-head) keep their dtype, as rwkv.cpp does and close to llama.cpp
-// (which also quantizes the embedding).
+// (which also quantizes the embedding). The k-quants need rows of whole 256-value super-blocks;
+// narrower matrices get llama.cpp's fallback type (quant_type_for_row), printed per tensor.
 #include <chrono>
 #include <iostream>
 
@@ -21,7 +23,9 @@ int cmd_quantize(int argc, char** argv) {
   app.add_option("-o,--output", out, "output GGUF file (*.gguf)")->required();
   app.add_option("--type", type, "block type of the large matrices")
       ->required()
-      ->check(CLI::IsMember({"q8_0", "q4_0", "q4_1", "q5_0", "q5_1"}));
+      ->check(CLI::IsMember({"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k",
+                             "q5_k", "q6_k"},
+                            CLI::ignore_case));
   auto* qh = app.add_flag("--quantize-head", quantize_head, "quantize the head (output) matrix too");
   app.add_flag("--keep-head", keep_head, "keep the head in its dtype (the default)")->excludes(qh);
   to.add(app);
@@ -30,7 +34,7 @@ int cmd_quantize(int argc, char** argv) {
       std::cerr << "wkv quantize: error: --output must end in .gguf\n" << app.help();
       return kExitUsage;
     }
-    const DType qt = *dtype_from_name(type);
+    const DType want = *dtype_from_name(type);
     const auto t0 = std::chrono::steady_clock::now();
     auto t = load_tensors(in);
     if (!t) return fail(t.error());
@@ -41,9 +45,11 @@ int cmd_quantize(int argc, char** argv) {
     for (auto& [name, ten] : f->tensors) {
       ++done;
       const bool q = gguf_should_quantize(name, ten, quantize_head);
-      std::fprintf(stderr, "[%4zu/%zu] %-36s %-12s %-5s -> %s\n", done, n, name.c_str(),
+      const DType qt = q ? quant_type_for_row(want, ten.shape.back()) : ten.dtype;
+      std::fprintf(stderr, "[%4zu/%zu] %-36s %-12s %-5s -> %s%s\n", done, n, name.c_str(),
                    ten.shape_str().c_str(), std::string(dtype_name(ten.dtype)).c_str(),
-                   q ? type.c_str() : "kept");
+                   q ? std::string(dtype_name(qt)).c_str() : "kept",
+                   q && qt != want ? " (rows not a multiple of 256)" : "");
       if (q) {
         ten = cast_tensor(ten, qt);
         ++quantized;
@@ -54,7 +60,7 @@ int cmd_quantize(int argc, char** argv) {
     const auto t1 = std::chrono::steady_clock::now();
     std::fprintf(stderr, "wkv: %s (%s) -> %s (%s): %zu of %zu tensors %s, %.2f s\n", in.c_str(),
                  mb(file_size(in)).c_str(), out.c_str(), mb(file_size(out)).c_str(), quantized, n,
-                 type.c_str(), std::chrono::duration<double>(t1 - t0).count());
+                 std::string(dtype_name(want)).c_str(), std::chrono::duration<double>(t1 - t0).count());
     return 0;
   });
 }

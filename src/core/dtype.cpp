@@ -6,7 +6,7 @@
 namespace wkv {
 
 namespace {
-constexpr std::array<DTypeInfo, 15> kTable = {{
+constexpr std::array<DTypeInfo, 20> kTable = {{
     {DType::f32, 4, "f32", "F32"},
     {DType::f16, 2, "f16", "F16"},
     {DType::bf16, 2, "bf16", "BF16"},
@@ -22,6 +22,11 @@ constexpr std::array<DTypeInfo, 15> kTable = {{
     {DType::q4_1, 20, "q4_1", "", 32},
     {DType::q5_0, 22, "q5_0", "", 32},
     {DType::q5_1, 24, "q5_1", "", 32},
+    {DType::q2_k, 84, "q2_k", "", 256},
+    {DType::q3_k, 110, "q3_k", "", 256},
+    {DType::q4_k, 144, "q4_k", "", 256},
+    {DType::q5_k, 176, "q5_k", "", 256},
+    {DType::q6_k, 210, "q6_k", "", 256},
 }};
 static_assert([] {
   for (size_t i = 0; i < kTable.size(); ++i)
@@ -38,9 +43,15 @@ std::optional<DType> dtype_from_safetensors(std::string_view name) {
   return std::nullopt;
 }
 
+// Case-insensitive, so ggml's spellings ("Q4_K", "Q8_0") name the same types.
 std::optional<DType> dtype_from_name(std::string_view name) {
-  for (const auto& e : kTable)
-    if (e.name == name) return e.dtype;
+  const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  for (const auto& e : kTable) {
+    if (e.name.size() != name.size()) continue;
+    bool same = true;
+    for (size_t i = 0; i < name.size() && same; ++i) same = lower(name[i]) == e.name[i];
+    if (same) return e.dtype;
+  }
   return std::nullopt;
 }
 

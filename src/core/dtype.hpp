@@ -14,6 +14,7 @@ namespace wkv {
 enum class DType : uint8_t {
   f32, f16, bf16, f64, i8, u8, i16, i32, i64, boolean,
   q8_0, q4_0, q4_1, q5_0, q5_1,
+  q2_k, q3_k, q4_k, q5_k, q6_k,  // ggml's k-quants: super-blocks of 256
 };
 
 struct DTypeInfo {
@@ -21,7 +22,7 @@ struct DTypeInfo {
   uint8_t size;                    // bytes per element (per block for quantized types)
   std::string_view name;           // our name: "f32", "bf16", "q8_0", ...
   std::string_view safetensors;    // "F32", "BF16", ... ("" where safetensors has none)
-  uint8_t block = 1;               // elements per block (1 for plain types)
+  uint16_t block = 1;              // elements per block (1 for plain types)
 };
 
 const DTypeInfo& dtype_info(DType t);

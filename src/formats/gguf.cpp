@@ -27,9 +27,9 @@ struct TypeRow {
 constexpr TypeRow kGgmlTypes[] = {
     {0, "F32", DType::f32},   {1, "F16", DType::f16},   {2, "Q4_0", DType::q4_0},
     {3, "Q4_1", DType::q4_1}, {6, "Q5_0", DType::q5_0}, {7, "Q5_1", DType::q5_1},
-    {8, "Q8_0", DType::q8_0}, {9, "Q8_1", {}},          {10, "Q2_K", {}},
-    {11, "Q3_K", {}},         {12, "Q4_K", {}},         {13, "Q5_K", {}},
-    {14, "Q6_K", {}},         {15, "Q8_K", {}},         {16, "IQ2_XXS", {}},
+    {8, "Q8_0", DType::q8_0}, {9, "Q8_1", {}},          {10, "Q2_K", DType::q2_k},
+    {11, "Q3_K", DType::q3_k}, {12, "Q4_K", DType::q4_k}, {13, "Q5_K", DType::q5_k},
+    {14, "Q6_K", DType::q6_k}, {15, "Q8_K", {}},         {16, "IQ2_XXS", {}},
     {17, "IQ2_XS", {}},       {18, "IQ3_XXS", {}},      {19, "IQ1_S", {}},
     {20, "IQ4_NL", {}},       {21, "IQ3_S", {}},        {22, "IQ2_S", {}},
     {23, "IQ4_XS", {}},       {24, "I8", {}},           {25, "I16", {}},
@@ -380,7 +380,8 @@ Expected<GgufFile> parse_gguf_memory(const std::string& name, std::span<const st
     if (!row) return bad("unknown ggml type " + std::to_string(*ty));
     if (!row->dtype)
       return bad("ggml type " + std::string(row->name) + " (" + std::to_string(*ty) +
-                 ") is not supported (wkv reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)");
+                 ") is not supported (wkv reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
+                 "Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)");
     in.dtype = *row->dtype;
     auto off = r.get<uint64_t>("tensor offset");
     if (!off) return off.error();

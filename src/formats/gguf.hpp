@@ -152,6 +152,12 @@ Tensor cast_tensor(const Tensor& t, DType to);
 // LoRA factors and fused lerps keep their dtype.
 bool gguf_should_quantize(std::string_view name, const Tensor& t, bool quantize_head);
 
+// The block type a matrix with rows of `cols` elements gets when `want` is asked for. The
+// k-quants need whole 256-element super-blocks; narrower rows fall back as llama.cpp's
+// quantizer does (q2_k and q3_k -> q4_0, as it has no IQ4_NL here; q4_k -> q5_0;
+// q5_k -> q5_1; q6_k -> q8_0).
+DType quant_type_for_row(DType want, int64_t cols);
+
 // Sets general.file_type from the dtype of the large matrices (llama.cpp's LLAMA_FTYPE ids).
 void gguf_update_file_type(GgufFile& f);
 

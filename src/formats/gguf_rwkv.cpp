@@ -227,6 +227,11 @@ uint32_t file_type_of(DType t) {
     case DType::q8_0: return 7;
     case DType::q5_0: return 8;
     case DType::q5_1: return 9;
+    case DType::q2_k: return 10;
+    case DType::q3_k: return 11;  // Q3_K_S (uniform)
+    case DType::q4_k: return 14;  // Q4_K_S
+    case DType::q5_k: return 16;  // Q5_K_S
+    case DType::q6_k: return 18;
     case DType::bf16: return 32;
     default: return 0;
   }
@@ -581,7 +586,7 @@ Tensor cast_tensor(const Tensor& t, DType to) {
   if (to == DType::f32) return Tensor::from_f32(t.shape, v);
   std::vector<std::byte> out(dtype_bytes(to, v.size()));
   if (dtype_is_quantized(to)) {
-    WKV_ASSERT(!t.shape.empty() && t.shape.back() % static_cast<int64_t>(quant::kBlock) == 0);
+    WKV_ASSERT(!t.shape.empty() && t.shape.back() % dtype_info(to).block == 0);
     quant::quantize_row(to, v.data(), out.data(), v.size());
   } else {
     WKV_ASSERT(to == DType::f16 || to == DType::bf16);
@@ -591,6 +596,18 @@ Tensor cast_tensor(const Tensor& t, DType to) {
     }
   }
   return owned_bytes(to, t.shape, std::move(out));
+}
+
+DType quant_type_for_row(DType want, int64_t cols) {
+  if (cols % dtype_info(want).block == 0) return want;
+  switch (want) {
+    case DType::q2_k:
+    case DType::q3_k: return DType::q4_0;
+    case DType::q4_k: return DType::q5_0;
+    case DType::q5_k: return DType::q5_1;
+    case DType::q6_k: return DType::q8_0;
+    default: return want;
+  }
 }
 
 bool gguf_should_quantize(std::string_view name, const Tensor& t, bool quantize_head) {

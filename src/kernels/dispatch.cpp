@@ -26,6 +26,11 @@ const Table kRef{
     .rows_q4_1 = ref::matmul_q4_1,
     .rows_q5_0 = ref::matmul_q5_0,
     .rows_q5_1 = ref::matmul_q5_1,
+    .rows_q2_k = ref::matmul_q2_k,
+    .rows_q3_k = ref::matmul_q3_k,
+    .rows_q4_k = ref::matmul_q4_k,
+    .rows_q5_k = ref::matmul_q5_k,
+    .rows_q6_k = ref::matmul_q6_k,
     .wkv7_step = ref::wkv7_step,
     .wkv5_step = ref::wkv5_step,
     .name = "ref",
@@ -41,6 +46,11 @@ const Table kAvx2{
     .rows_q4_1 = avx2::rows_q4_1,
     .rows_q5_0 = avx2::rows_q5_0,
     .rows_q5_1 = avx2::rows_q5_1,
+    .rows_q2_k = avx2::rows_q2_k,
+    .rows_q3_k = avx2::rows_q3_k,
+    .rows_q4_k = avx2::rows_q4_k,
+    .rows_q5_k = avx2::rows_q5_k,
+    .rows_q6_k = avx2::rows_q6_k,
     .wkv7_step = avx2::wkv7_step,
     .wkv5_step = avx2::wkv5_step,
     .name = "avx2",
@@ -62,6 +72,11 @@ MatmulRows Table::rows_for(DType t) const {
     case DType::q4_1: return rows_q4_1;
     case DType::q5_0: return rows_q5_0;
     case DType::q5_1: return rows_q5_1;
+    case DType::q2_k: return rows_q2_k;
+    case DType::q3_k: return rows_q3_k;
+    case DType::q4_k: return rows_q4_k;
+    case DType::q5_k: return rows_q5_k;
+    case DType::q6_k: return rows_q6_k;
     default: return nullptr;
   }
 }

@@ -20,7 +20,8 @@ using MatmulBF16 = void (*)(const unsigned short* W, const float* X, float* Y, s
                             size_t cols, size_t T);
 // Rows [r0, r1) of the same product for weights of any supported dtype: W points at row 0 of
 // the whole [rows, cols] matrix (row o starts at dtype_bytes(dtype, cols) * o), Y is the whole
-// [T, rows] output; only Y[t, r0..r1) is written. Quantized dtypes need cols % 32 == 0.
+// [T, rows] output; only Y[t, r0..r1) is written. Quantized dtypes need cols to be a multiple
+// of their block (32; 256 for the k-quants).
 // Each output element is computed by the same code whatever the range, so splitting rows
 // across threads gives bit-identical results.
 using MatmulRows = void (*)(const void* W, const float* X, float* Y, size_t rows, size_t cols,
@@ -36,7 +37,7 @@ struct Table {
   MatmulBF16 matmul_bf16;
   // Row-range kernels, one per weight dtype.
   MatmulRows rows_f32, rows_bf16, rows_f16, rows_q8_0, rows_q4_0, rows_q4_1, rows_q5_0,
-      rows_q5_1;
+      rows_q5_1, rows_q2_k, rows_q3_k, rows_q4_k, rows_q5_k, rows_q6_k;
   Wkv7Step wkv7_step;
   Wkv5Step wkv5_step;
   const char* name;  // "ref", "avx2"
@@ -76,6 +77,16 @@ void matmul_q4_1(const void* W, const float* X, float* Y, size_t rows, size_t co
 void matmul_q5_0(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
                  size_t r0, size_t r1);
 void matmul_q5_1(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+                 size_t r0, size_t r1);
+void matmul_q2_k(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+                 size_t r0, size_t r1);
+void matmul_q3_k(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+                 size_t r0, size_t r1);
+void matmul_q4_k(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+                 size_t r0, size_t r1);
+void matmul_q5_k(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+                 size_t r0, size_t r1);
+void matmul_q6_k(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
                  size_t r0, size_t r1);
 void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v,
                const float* a, const float* b, float* y, size_t H, size_t N);

@@ -12,9 +12,9 @@
 namespace wkv {
 
 // A weight matrix [rows, cols] for y = W x: f32, bf16, f16 or block-quantized (q8_0, q4_0,
-// q4_1, q5_0, q5_1; rows of cols/32 blocks) data, used in place from the file when contiguous
-// in one of those dtypes (quantized ones also need cols % 32 == 0), else converted once to f32
-// at load. Row o starts at dtype_bytes(dtype, cols) * o bytes.
+// q4_1, q5_0, q5_1 in blocks of 32; q2_k .. q6_k in super-blocks of 256) data, used in place
+// from the file when contiguous in one of those dtypes (quantized ones also need cols to be a
+// multiple of the block), else converted once to f32 at load. Row o starts at dtype_bytes(dtype, cols) * o bytes.
 struct Matrix {
   DType dtype = DType::f32;
   const void* data = nullptr;

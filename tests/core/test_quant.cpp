@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <cstdint>
 #include <fstream>
 #include <map>
 #include <random>
@@ -185,6 +186,118 @@ TEST(Quant, Q5QuantizerIsByteIdenticalToGgmlOnRealWeights) {
     EXPECT_GT(tensors, 10u);
     EXPECT_EQ(differing, 0u) << "of " << blocks << " blocks in " << tensors << " tensors";
   }
+}
+
+// ---- k-quants ---------------------------------------------------------------------------------
+
+// A deterministic input (std::mt19937 is specified bit for bit; no std:: distributions, which
+// are not): 60 super-blocks cycling through uniform, narrow all-positive, outliers, half
+// zero/half tiny, non-negative, and a few repeated levels.
+std::vector<float> k_test_input(size_t nsb) {
+  std::mt19937 g(20261127u);
+  std::vector<float> x;
+  x.reserve(nsb * 256);
+  const float levels[4] = {0.0f, 1.0f, -1.0f, 0.25f};
+  for (size_t b = 0; b < nsb; ++b)
+    for (int i = 0; i < 256; ++i) {
+      const float u = static_cast<float>(g() >> 8) * (1.0f / 16777216.0f);
+      float v = 0;
+      switch (b % 6) {
+        case 0: v = u * 2 - 1; break;
+        case 1: v = 0.5f + (u - 0.5f) * 0.04f; break;
+        case 2: v = (u * 2 - 1) * (i % 37 == 0 ? 10.0f : 1.0f); break;
+        case 3: v = i < 128 ? 0.0f : (u * 2 - 1) * 1e-3f; break;
+        case 4: v = u; break;
+        default: v = levels[g() % 4]; break;
+      }
+      x.push_back(v);
+    }
+  return x;
+}
+
+uint64_t fnv1a(const void* p, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; ++i) {
+    h ^= static_cast<const unsigned char*>(p)[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// FNV-1a of the blocks that ggml's reference quantizers (quantize_row_q*_K_ref, no importance
+// matrix) write for k_test_input(60), and of the floats its to_float gives for those blocks:
+// measured with ggml from llama.cpp c392e50 (2025-02-20), built locally for the purpose.
+struct KGolden {
+  DType t;
+  uint64_t blocks, floats;
+};
+const KGolden kKGolden[] = {
+    {DType::q2_k, 0xa61aa49e1b8a6268ull, 0x8c13a52865ef2aa6ull},
+    {DType::q3_k, 0xcf1133f1bdb06270ull, 0x34e40907887c0cd1ull},
+    {DType::q4_k, 0xe463c2f9add9c31full, 0xe1cab758dd41610bull},
+    {DType::q5_k, 0x83907f1644ac26f8ull, 0xc1373b9cd418161bull},
+    {DType::q6_k, 0x32f111db5cc069d2ull, 0xeecbc73efc854981ull},
+};
+
+TEST(QuantK, QuantizeAndDequantizeAreByteIdenticalToGgml) {
+  const size_t n = 60 * 256;
+  const auto x = k_test_input(60);
+  for (const KGolden& k : kKGolden) {
+    SCOPED_TRACE(std::string(dtype_name(k.t)));
+    std::vector<unsigned char> q(dtype_bytes(k.t, n));
+    quant::quantize_row(k.t, x.data(), q.data(), n);
+    EXPECT_EQ(fnv1a(q.data(), q.size()), k.blocks);
+    std::vector<float> y(n);
+    quant::dequantize_row(k.t, q.data(), y.data(), n);
+    EXPECT_EQ(fnv1a(y.data(), 4 * n), k.floats);
+  }
+}
+
+TEST(QuantK, RoundTripErrorShrinksWithBits) {
+  // Relative RMS error on Gaussian data, with ggml's measured levels for its reference
+  // quantizers (2.6 to 6.6 bits per weight: 29 %, 15 %, 7 %, 3.5 %, 1.7 %) plus 15 % slack.
+  const std::pair<DType, double> kMax[] = {{DType::q2_k, 0.335}, {DType::q3_k, 0.17},
+                                           {DType::q4_k, 0.081}, {DType::q5_k, 0.041},
+                                           {DType::q6_k, 0.0197}};
+  const size_t n = 64 * 256;
+  std::mt19937 g(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (auto& v : x) v = nd(g);
+  double prev = 1.0;
+  for (auto [t, limit] : kMax) {
+    std::vector<unsigned char> q(dtype_bytes(t, n));
+    quant::quantize_row(t, x.data(), q.data(), n);
+    std::vector<float> y(n);
+    quant::dequantize_row(t, q.data(), y.data(), n);
+    double se = 0, sx = 0;
+    for (size_t i = 0; i < n; ++i) {
+      se += (static_cast<double>(y[i]) - x[i]) * (static_cast<double>(y[i]) - x[i]);
+      sx += static_cast<double>(x[i]) * x[i];
+    }
+    const double rel = std::sqrt(se / sx);
+    EXPECT_LT(rel, limit) << dtype_name(t);
+    EXPECT_LT(rel, prev * 0.7) << dtype_name(t) << " should beat the type with fewer bits";
+    prev = rel;
+  }
+}
+
+TEST(QuantK, ZeroSuperBlockStaysZeroAndSizesMatchGgml) {
+  for (DType t : {DType::q2_k, DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k}) {
+    std::vector<float> x(512, 0.0f), y(512, 1.0f);
+    for (size_t i = 256; i < 512; ++i) x[i] = static_cast<float>(i % 7) - 3.0f;
+    std::vector<unsigned char> q(dtype_bytes(t, 512));
+    quant::quantize_row(t, x.data(), q.data(), 512);
+    quant::dequantize_row(t, q.data(), y.data(), 512);
+    for (size_t i = 0; i < 256; ++i) ASSERT_EQ(y[i], 0.0f) << dtype_name(t) << " " << i;
+    EXPECT_EQ(dtype_info(t).block, 256u);
+  }
+  EXPECT_EQ(dtype_size(DType::q2_k), 84u);
+  EXPECT_EQ(dtype_size(DType::q3_k), 110u);
+  EXPECT_EQ(dtype_size(DType::q4_k), 144u);
+  EXPECT_EQ(dtype_size(DType::q5_k), 176u);
+  EXPECT_EQ(dtype_size(DType::q6_k), 210u);
+  EXPECT_EQ(dtype_from_name("Q4_K"), DType::q4_k);
 }
 
 }  // namespace

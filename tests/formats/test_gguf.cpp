@@ -155,11 +155,13 @@ TEST(Gguf, RoundTripEveryMetadataType) {
 
 TEST(Gguf, RoundTripEveryTensorTypeAndRank) {
   GgufFile f;
-  const DType types[] = {DType::f32, DType::f16, DType::bf16, DType::q8_0,
-                         DType::q4_0, DType::q4_1, DType::q5_0, DType::q5_1};
+  const DType types[] = {DType::f32,  DType::f16,  DType::bf16, DType::q8_0, DType::q4_0,
+                         DType::q4_1, DType::q5_0, DType::q5_1, DType::q2_k, DType::q3_k,
+                         DType::q4_k, DType::q5_k, DType::q6_k};
   uint32_t seed = 1;
   for (DType t : types) {
-    Tensor src = Tensor::from_f32({3, 64}, random_floats(192, seed++));
+    const int64_t cols = dtype_info(t).block == 256 ? 256 : 64;
+    Tensor src = Tensor::from_f32({3, cols}, random_floats(static_cast<size_t>(3 * cols), seed++));
     f.tensors.emplace_back("t." + std::string(dtype_name(t)), cast_tensor(src, t));
   }
   f.tensors.emplace_back("r1", Tensor::from_f32({5}, random_floats(5, 9)));
@@ -201,6 +203,11 @@ TEST(Gguf, GgmlTypeIds) {
   EXPECT_EQ(ggml_type_of(DType::q5_0), 6u);
   EXPECT_EQ(ggml_type_of(DType::q5_1), 7u);
   EXPECT_EQ(ggml_type_of(DType::q8_0), 8u);
+  EXPECT_EQ(ggml_type_of(DType::q2_k), 10u);
+  EXPECT_EQ(ggml_type_of(DType::q3_k), 11u);
+  EXPECT_EQ(ggml_type_of(DType::q4_k), 12u);
+  EXPECT_EQ(ggml_type_of(DType::q5_k), 13u);
+  EXPECT_EQ(ggml_type_of(DType::q6_k), 14u);
   EXPECT_EQ(ggml_type_of(DType::bf16), 30u);
   EXPECT_FALSE(ggml_type_of(DType::i64).has_value());
 }
@@ -282,7 +289,10 @@ TEST(GgufHostile, TensorInfoErrors) {
     return r.b;
   };
   expect_error(one("t", {8}, 99, 0), "tensor 't': unknown ggml type 99");
-  expect_error(one("t", {256}, 12, 0), "ggml type Q4_K (12) is not supported");
+  expect_error(one("t", {256}, 16, 0), "ggml type IQ2_XXS (16) is not supported");
+  expect_error(one("t", {256}, 15, 0), "ggml type Q8_K (15) is not supported");
+  expect_error(one("t", {128}, 12, 0), "not a multiple of the Q4_K block (256)");
+  expect_error(one("t", {256, 2}, 14, 0), "exceeds the file");  // 2 x 210 bytes > 64
   expect_error(one("t", {8, 1, 1, 1, 1}, 0, 0), "n_dims 5 is outside 1..4");
   expect_error(one("t", {}, 0, 0), "n_dims 0");
   expect_error(one("t", {(1ull << 42) + 1, 1ull << 42}, 0, 0), "exceeds the file");

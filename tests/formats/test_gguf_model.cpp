@@ -255,20 +255,28 @@ TEST(GgufMapping, QuantizedInPlaceMatchesDequantized) {
   auto t = load_tensors(model_path("rwkvcpp_tiny_7v0_834K"));
   ASSERT_TRUE(t.ok());
   const std::vector<int32_t> tokens{105, 110, 32, 116, 104, 101, 32, 109, 111, 114, 110, 105};
-  for (DType q : {DType::q8_0, DType::q4_0, DType::q4_1, DType::q5_0, DType::q5_1}) {
+  for (DType q : {DType::q8_0, DType::q4_0, DType::q4_1, DType::q5_0, DType::q5_1, DType::q2_k,
+                  DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k}) {
     auto f = rwkv_to_gguf(*t);
     ASSERT_TRUE(f.ok());
-    size_t n = 0;
+    size_t n = 0, k = 0;
     for (auto& [name, ten] : f->tensors)
       if (gguf_should_quantize(name, ten, true)) {
-        ten = cast_tensor(ten, q);
+        // C = 64: only the FFN value rows (256) take a k-quant; the rest fall back.
+        const DType qt = quant_type_for_row(q, ten.shape.back());
+        ten = cast_tensor(ten, qt);
         ++n;
+        k += qt == q && dtype_info(q).block == 256;
       }
     EXPECT_EQ(n, 12u * 6u + 1u);
+    if (dtype_info(q).block == 256) {
+      EXPECT_EQ(k, 12u) << dtype_name(q);
+    }
     const std::string p = write_temp(*f, "tiny_q.gguf");
     auto a = load_tensors(p), b = load_tensors(p);
     ASSERT_TRUE(a.ok() && b.ok());
-    EXPECT_EQ(a->at("blocks.0.att.key.weight").dtype, q);
+    EXPECT_EQ(a->at("blocks.0.att.key.weight").dtype, quant_type_for_row(q, 64));
+    EXPECT_EQ(a->at("blocks.0.ffn.value.weight").dtype, q);
     for (auto& [name, ten] : *b) ten = cast_tensor(ten, DType::f32);
     auto ma = load_model(std::move(*a), p), mb = load_model(std::move(*b), p);
     ASSERT_TRUE(ma.ok() && mb.ok());

@@ -67,6 +67,12 @@ void write_gguf_seeds(const std::string& dir) {
   for (auto t : {wkv::DType::f32, wkv::DType::f16, wkv::DType::bf16, wkv::DType::q8_0,
                  wkv::DType::q4_0, wkv::DType::q4_1, wkv::DType::q5_0, wkv::DType::q5_1})
     f.tensors.emplace_back(std::string(wkv::dtype_name(t)), wkv::cast_tensor(src, t));
+  std::vector<float> v256(256);
+  for (size_t i = 0; i < v256.size(); ++i) v256[i] = static_cast<float>(i % 19) / 5 - 2;
+  const wkv::Tensor src256 = wkv::Tensor::from_f32({1, 256}, v256);
+  for (auto t : {wkv::DType::q2_k, wkv::DType::q3_k, wkv::DType::q4_k, wkv::DType::q5_k,
+                 wkv::DType::q6_k})
+    f.tensors.emplace_back(std::string(wkv::dtype_name(t)), wkv::cast_tensor(src256, t));
   (void)wkv::save_gguf(dir + "/types.gguf", f);
 
   const int64_t C = 32;

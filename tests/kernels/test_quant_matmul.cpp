@@ -15,8 +15,9 @@
 namespace wkv::kernels {
 namespace {
 
-const DType kAll[] = {DType::f32,  DType::bf16, DType::f16,  DType::q8_0,
-                      DType::q4_0, DType::q4_1, DType::q5_0, DType::q5_1};
+const DType kAll[] = {DType::f32,  DType::bf16, DType::f16,  DType::q8_0, DType::q4_0,
+                      DType::q4_1, DType::q5_0, DType::q5_1, DType::q2_k, DType::q3_k,
+                      DType::q4_k, DType::q5_k, DType::q6_k};
 
 std::vector<float> randn(size_t n, uint32_t seed) {
   std::mt19937 g(seed);
@@ -48,8 +49,9 @@ std::vector<unsigned char> encode(DType t, const std::vector<float>& w, size_t r
   return out;
 }
 
-// Column counts valid for t (quantized: multiples of 32).
+// Column counts valid for t (quantized: multiples of the block, 32 or 256).
 std::vector<size_t> cols_for(DType t) {
+  if (dtype_info(t).block == 256) return {256, 512, 768, 1280};
   if (dtype_is_quantized(t)) return {32, 64, 96, 160, 800};
   return {1, 3, 7, 8, 17, 31, 64, 130, 257};
 }
@@ -84,7 +86,7 @@ TEST(MatmulAllTypes, ReferenceMatchesDequantizedProduct) {
 
 TEST(MatmulAllTypes, RowRangeWritesOnlyItsRows) {
   for (DType t : kAll) {
-    const size_t rows = 9, cols = 64, T = 2;
+    const size_t rows = 9, cols = dtype_info(t).block == 256 ? 256 : 64, T = 2;
     const auto W = encode(t, randn(rows * cols, 3), rows, cols);
     const auto x = randn(T * cols, 4);
     for (const Table* tab : {&ref_table(), avx2_table()}) {

@@ -292,7 +292,7 @@ WKV_AVX2 inline void dequant_row(const unsigned char* w, float* out, size_t nb) 
 // term of the _1 types).
 struct QuantX {
   std::vector<int8_t> q;
-  std::vector<float> d, sum;
+  std::vector<float> d, sum, sum16;  // sum16: the two 16-value halves of each block (k-quants)
 };
 
 WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
@@ -300,6 +300,7 @@ WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
     out.q.resize(nb * 32);
     out.d.resize(nb);
     out.sum.resize(nb);
+    out.sum16.resize(2 * nb);
   }
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -316,6 +317,8 @@ WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
     const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
     out.d[b] = d;
     out.sum[b] = hsum(_mm256_add_ps(_mm256_add_ps(v[0], v[1]), _mm256_add_ps(v[2], v[3])));
+    out.sum16[2 * b] = hsum(_mm256_add_ps(v[0], v[1]));
+    out.sum16[2 * b + 1] = hsum(_mm256_add_ps(v[2], v[3]));
     __m256i i[4];
     for (int k = 0; k < 4; ++k) i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id));
     const __m256i p01 = _mm256_packs_epi32(i[0], i[1]), p23 = _mm256_packs_epi32(i[2], i[3]);
@@ -369,6 +372,174 @@ WKV_AVX2 void rows_quant(const void* W, const float* X, float* Y, size_t rows, s
       },
       cols * 4, X, Y, rows, cols, T, r0, r1);
 }
+// ---- k-quant weight rows ----
+// Each 256-value super-block is unpacked into 8 groups of 32 int8 levels with one scale s and
+// one min m per 16 values (x = s * q - m; s = d * sub-scale, m = dmin * sub-min, or 0). The
+// levels and the order of the float operations are those of quant::dequantize_row, so the
+// dequantized rows are bit-identical to the reference's.
+struct KGroups {
+  __m256i q[8];
+  float s[16], m[16];
+};
+
+// 32 bytes of `p` shifted right by `shift` bits, masked to `mask`.
+WKV_AVX2 inline __m256i bits_of(const uint8_t* p, int shift, int mask) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm256_and_si256(_mm256_srli_epi16(v, shift), _mm256_set1_epi8(static_cast<char>(mask)));
+}
+// 0x10 where bit `bit` of each of the 32 bytes at p is set, else 0.
+WKV_AVX2 inline __m256i bit_as_16(const uint8_t* p, int bit) {
+  const __m256i m = _mm256_set1_epi8(static_cast<char>(1 << bit));
+  const __m256i v = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), m);
+  return _mm256_and_si256(_mm256_cmpeq_epi8(v, m), _mm256_set1_epi8(0x10));
+}
+
+struct Q2K {
+  static constexpr size_t kBytes = sizeof(quant::BlockQ2_K);
+  static constexpr bool kMin = true;
+  WKV_AVX2 static void unpack(const unsigned char* p, KGroups& g) {
+    quant::BlockQ2_K b;
+    std::memcpy(&b, p, sizeof b);
+    const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
+    for (int h = 0; h < 2; ++h)
+      for (int k = 0; k < 4; ++k) g.q[4 * h + k] = bits_of(b.qs + 32 * h, 2 * k, 3);
+    for (int j = 0; j < 16; ++j) {
+      g.s[j] = d * static_cast<float>(b.scales[j] & 15);
+      g.m[j] = dmin * static_cast<float>(b.scales[j] >> 4);
+    }
+  }
+};
+struct Q3K {
+  static constexpr size_t kBytes = sizeof(quant::BlockQ3_K);
+  static constexpr bool kMin = false;
+  WKV_AVX2 static void unpack(const unsigned char* p, KGroups& g) {
+    quant::BlockQ3_K b;
+    std::memcpy(&b, p, sizeof b);
+    const float d = _cvtsh_ss(b.d);
+    const __m256i four = _mm256_set1_epi8(4);
+    for (int h = 0; h < 2; ++h)
+      for (int k = 0; k < 4; ++k) {
+        // level - 4 where the high bit is clear: (level | hbit*4) - 4.
+        const __m256i hb = _mm256_srli_epi16(bit_as_16(b.hmask, 4 * h + k), 2);
+        g.q[4 * h + k] = _mm256_sub_epi8(_mm256_or_si256(bits_of(b.qs + 32 * h, 2 * k, 3), hb), four);
+      }
+    int8_t sc[16];
+    quant::scales_q3_k(b.scales, sc);
+    for (int j = 0; j < 16; ++j) {
+      g.s[j] = d * static_cast<float>(sc[j]);
+      g.m[j] = 0.0f;
+    }
+  }
+};
+template <bool k5>
+struct Q45K {
+  static constexpr size_t kBytes = k5 ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
+  static constexpr bool kMin = true;
+  WKV_AVX2 static void unpack(const unsigned char* p, KGroups& g) {
+    // Both layouts start d, dmin, scales[12]; q5_k then has qh[32] before qs.
+    uint16_t d16, dm16;
+    std::memcpy(&d16, p, 2);
+    std::memcpy(&dm16, p + 2, 2);
+    const uint8_t* scales = p + 4;
+    const uint8_t* qh = p + 16;
+    const uint8_t* qs = p + (k5 ? 48 : 16);
+    const float d = _cvtsh_ss(d16), dmin = _cvtsh_ss(dm16);
+    for (int j = 0; j < 8; ++j) {
+      __m256i q = bits_of(qs + 32 * (j / 2), 4 * (j % 2), 15);
+      if constexpr (k5) q = _mm256_or_si256(q, bit_as_16(qh, j));
+      g.q[j] = q;
+      uint8_t sc, mn;
+      quant::scale_min_k4(scales, j, &sc, &mn);
+      g.s[2 * j] = g.s[2 * j + 1] = d * static_cast<float>(sc);
+      g.m[2 * j] = g.m[2 * j + 1] = dmin * static_cast<float>(mn);
+    }
+  }
+};
+struct Q6K {
+  static constexpr size_t kBytes = sizeof(quant::BlockQ6_K);
+  static constexpr bool kMin = false;
+  WKV_AVX2 static void unpack(const unsigned char* p, KGroups& g) {
+    quant::BlockQ6_K b;
+    std::memcpy(&b, p, sizeof b);
+    const float d = _cvtsh_ss(b.d);
+    const __m256i off = _mm256_set1_epi8(32);
+    for (int h = 0; h < 2; ++h)
+      for (int k = 0; k < 4; ++k) {
+        const __m256i lo = bits_of(b.ql + 64 * h + 32 * (k % 2), 4 * (k / 2), 15);
+        const __m256i hi = _mm256_slli_epi16(bits_of(b.qh + 32 * h, 2 * k, 3), 4);
+        g.q[4 * h + k] = _mm256_sub_epi8(_mm256_or_si256(lo, hi), off);
+      }
+    for (int j = 0; j < 16; ++j) {
+      g.s[j] = d * static_cast<float>(b.scales[j]);
+      g.m[j] = 0.0f;
+    }
+  }
+};
+
+template <class K>
+WKV_AVX2 inline void dequant_row_k(const unsigned char* w, float* out, size_t nsb) {
+  KGroups g;
+  for (size_t b = 0; b < nsb; ++b, w += K::kBytes, out += 256) {
+    K::unpack(w, g);
+    for (int j = 0; j < 8; ++j) {
+      __m256 f[4];
+      levels_ps(g.q[j], f);
+      for (int k = 0; k < 4; ++k) {
+        const int h = 2 * j + k / 2;
+        const __m256 v = _mm256_fmsub_ps(f[k], _mm256_set1_ps(g.s[h]), _mm256_set1_ps(g.m[h]));
+        _mm256_storeu_ps(out + 32 * j + 8 * k, v);
+      }
+    }
+  }
+}
+
+// One row times the q8-quantized token (q8 per 32 values, as for the 32-blocks): per group of
+// 32, the integer dot of each 16-value half scaled by s * d_x; the mins times the exact fp32
+// sums of x per 16 values.
+template <class K>
+WKV_AVX2 inline float row_dot_k(const unsigned char* w, const QuantX& xq, size_t nsb) {
+  __m256 acc = _mm256_setzero_ps();
+  float accm = 0.0f;
+  const __m256i ones = _mm256_set1_epi16(1);
+  KGroups g;
+  for (size_t b = 0; b < nsb; ++b, w += K::kBytes) {
+    K::unpack(w, g);
+    for (int j = 0; j < 8; ++j) {
+      const size_t xb = 8 * b + static_cast<size_t>(j);
+      const __m256i qw = g.q[j];
+      const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.q.data() + xb * 32));
+      const __m256i dot16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+      const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, ones));
+      const __m256 sc = _mm256_mul_ps(
+          _mm256_setr_m128(_mm_set1_ps(g.s[2 * j]), _mm_set1_ps(g.s[2 * j + 1])),
+          _mm256_set1_ps(xq.d[xb]));
+      acc = _mm256_fmadd_ps(sc, f, acc);
+      if constexpr (K::kMin)
+        accm += g.m[2 * j] * xq.sum16[2 * xb] + g.m[2 * j + 1] * xq.sum16[2 * xb + 1];
+    }
+  }
+  return hsum(acc) - accm;
+}
+
+template <class K>
+WKV_AVX2 void rows_kquant(const void* W, const float* X, float* Y, size_t rows, size_t cols,
+                          size_t T, size_t r0, size_t r1) {
+  const size_t nsb = cols / 256, rb = nsb * K::kBytes;
+  const unsigned char* base = static_cast<const unsigned char*>(W);
+  if (T == 1) {
+    thread_local QuantX xq;
+    quantize_x(X, cols / 32, xq);
+    for (size_t o = r0; o < r1; ++o) Y[o] = row_dot_k<K>(base + o * rb, xq, nsb);
+    return;
+  }
+  float* buf = row_buffer(kRowBlock * cols);
+  rows_blocked<F32>(
+      [&](size_t o, size_t n) {
+        for (size_t r = 0; r < n; ++r) dequant_row_k<K>(base + (o + r) * rb, buf + r * cols, nsb);
+        return reinterpret_cast<const unsigned char*>(buf);
+      },
+      cols * 4, X, Y, rows, cols, T, r0, r1);
+}
 }  // namespace
 
 WKV_AVX2 void matmul_f32(const float* W, const float* X, float* Y, size_t rows, size_t cols,
@@ -393,6 +564,11 @@ WKV_ROWS(rows_q4_0, rows_quant<Q4_0>)
 WKV_ROWS(rows_q4_1, rows_quant<Q4_1>)
 WKV_ROWS(rows_q5_0, rows_quant<Q5_0>)
 WKV_ROWS(rows_q5_1, rows_quant<Q5_1>)
+WKV_ROWS(rows_q2_k, rows_kquant<Q2K>)
+WKV_ROWS(rows_q3_k, rows_kquant<Q3K>)
+WKV_ROWS(rows_q4_k, rows_kquant<Q45K<false>>)
+WKV_ROWS(rows_q5_k, rows_kquant<Q45K<true>>)
+WKV_ROWS(rows_q6_k, rows_kquant<Q6K>)
 #undef WKV_ROWS
 
 // ---- WKV recurrences, vectorised along the state row ----

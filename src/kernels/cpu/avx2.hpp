@@ -20,6 +20,11 @@ WKV_AVX2_ROWS(rows_q4_0)
 WKV_AVX2_ROWS(rows_q4_1)
 WKV_AVX2_ROWS(rows_q5_0)
 WKV_AVX2_ROWS(rows_q5_1)
+WKV_AVX2_ROWS(rows_q2_k)
+WKV_AVX2_ROWS(rows_q3_k)
+WKV_AVX2_ROWS(rows_q4_k)
+WKV_AVX2_ROWS(rows_q5_k)
+WKV_AVX2_ROWS(rows_q6_k)
 #undef WKV_AVX2_ROWS
 void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v,
                const float* a, const float* b, float* y, size_t H, size_t N);

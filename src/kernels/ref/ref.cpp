@@ -105,6 +105,11 @@ WKV_REF_ROWS(matmul_q4_0, DType::q4_0)
 WKV_REF_ROWS(matmul_q4_1, DType::q4_1)
 WKV_REF_ROWS(matmul_q5_0, DType::q5_0)
 WKV_REF_ROWS(matmul_q5_1, DType::q5_1)
+WKV_REF_ROWS(matmul_q2_k, DType::q2_k)
+WKV_REF_ROWS(matmul_q3_k, DType::q3_k)
+WKV_REF_ROWS(matmul_q4_k, DType::q4_k)
+WKV_REF_ROWS(matmul_q5_k, DType::q5_k)
+WKV_REF_ROWS(matmul_q6_k, DType::q6_k)
 #undef WKV_REF_ROWS
 
 }  // namespace ref
