@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Quantization quality: perplexity of each trained tiny byte-level model (rwkv.cpp's test models,
-# in ../shared/testdata) in f32 and quantized with `wkv quantize` to every block type, over an
+# in ../shared/testdata, and the bundled models/kjv-L4-D128) in f32 and quantized with
+# `wkv quantize` to every block type, over an
 # English text found on every Debian system (default: the first 32 KiB of the GPL-3 text in
 # /usr/share/common-licenses; nothing is committed). Prints a Markdown table: perplexity and its
-# change relative to f32, plus the GGUF sizes.
+# change relative to f32, plus the GGUF sizes. The k-quants apply only to matrices whose rows
+# are a multiple of 256 (the FFN value of these models); the others take the fallback type.
 #   bench/bench_quality.sh [WKV] [TEXT_FILE] [BYTES] [CTX]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +14,7 @@ text=${2:-/usr/share/common-licenses/GPL-3}
 bytes=${3:-32768}
 ctx=${4:-256}
 shared=${WKV_SHARED:-../shared}
-types="q8_0 q5_1 q5_0 q4_1 q4_0"
+types=${WKV_QUALITY_TYPES:-"q8_0 q6_k q5_1 q5_k q5_0 q4_1 q4_k q4_0 q3_k q2_k"}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 head -c "$bytes" "$text" >"$tmp/text.txt"
@@ -23,8 +25,9 @@ echo
 printf '| model | f32 |'; for t in $types; do printf ' %s |' "$t"; done; echo
 printf '| --- | --- |'; for t in $types; do printf ' --- |'; done; echo
 sizes=""
-for m in 4v0_660K 5v2_730K 7v0_834K; do
+for m in 4v0_660K 5v2_730K 7v0_834K kjv-L4-D128; do
   src="$shared/testdata/models/rwkvcpp_tiny_$m/model.pth"
+  [ "$m" = kjv-L4-D128 ] && src="models/kjv-L4-D128.safetensors"
   "$wkv" convert -m "$src" -o "$tmp/$m-f32.gguf" 2>/dev/null
   base=$(ppl "$tmp/$m-f32.gguf")
   row="| $m | $base |"

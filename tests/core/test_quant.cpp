@@ -224,7 +224,7 @@ uint64_t fnv1a(const void* p, size_t n) {
   return h;
 }
 
-// FNV-1a of the blocks that ggml's reference quantizers (quantize_row_q*_K_ref, no importance
+// FNV-1a of the blocks that ggml's reference quantizers (quantize_row_*_ref, no importance
 // matrix) write for k_test_input(60), and of the floats its to_float gives for those blocks:
 // measured with ggml from llama.cpp c392e50 (2025-02-20), built locally for the purpose.
 struct KGolden {
@@ -237,9 +237,14 @@ const KGolden kKGolden[] = {
     {DType::q4_k, 0xe463c2f9add9c31full, 0xe1cab758dd41610bull},
     {DType::q5_k, 0x83907f1644ac26f8ull, 0xc1373b9cd418161bull},
     {DType::q6_k, 0x32f111db5cc069d2ull, 0xeecbc73efc854981ull},
+    {DType::q8_0, 0xf9667a13c4ffe92aull, 0x75ae62e1749118a0ull},
+    {DType::q4_0, 0x6c179d538b8bbfc5ull, 0xb7dd81e35b53e726ull},
+    {DType::q4_1, 0x65df48da5cac0717ull, 0xe0161a95dd14d723ull},
+    {DType::q5_0, 0xfdee18729c87d0edull, 0xb5c3cf2bfc2a789eull},
+    {DType::q5_1, 0x39e36cb9cfe169d0ull, 0x2ef7da0434898d1cull},
 };
 
-TEST(QuantK, QuantizeAndDequantizeAreByteIdenticalToGgml) {
+TEST(Quant, EveryBlockTypeIsByteIdenticalToGgml) {
   const size_t n = 60 * 256;
   const auto x = k_test_input(60);
   for (const KGolden& k : kKGolden) {
