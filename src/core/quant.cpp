@@ -9,16 +9,23 @@
 namespace wkv::quant {
 namespace {
 
-// The value of largest magnitude, with its sign (the scale of the symmetric formats takes the
-// sign so that the extreme maps exactly onto the most negative level).
-float signed_absmax(const float* x) {
-  float amax = 0.0f, max = 0.0f;
-  for (size_t j = 0; j < kBlock; ++j)
-    if (std::fabs(x[j]) > amax) {
-      amax = std::fabs(x[j]);
-      max = x[j];
+// The value of largest magnitude among x[0..n), with its sign (the scale of the symmetric
+// formats takes the sign so that the extreme maps exactly onto the most negative level);
+// *amax = its magnitude. The one-argument form covers one 32-value block.
+float signed_absmax(const float* x, int n, float* amax) {
+  float a = 0, max = 0;
+  for (int i = 0; i < n; ++i)
+    if (std::fabs(x[i]) > a) {
+      a = std::fabs(x[i]);
+      max = x[i];
     }
+  *amax = a;
   return max;
+}
+
+float signed_absmax(const float* x) {
+  float amax;
+  return signed_absmax(x, static_cast<int>(kBlock), &amax);
 }
 
 void min_max(const float* x, float* lo, float* hi) {
@@ -114,20 +121,24 @@ inline int level5(const uint8_t* qs, const uint8_t* qh_bytes, size_t j) {
 // the blocks come out byte-identical: a least-squares search over candidate scales per
 // sub-block, then the sub-block scales (and mins) quantized against the largest one.
 
-// Round to nearest, ties to even (ggml adds 1.5 * 2^23 for the same result; |x| < 2^22).
-inline int nearest(float x) { return static_cast<int>(std::nearbyint(x)); }
+// Round to nearest, ties to even, for |x| < 2^22: adding 1.5 * 2^23 leaves the integer in the
+// low mantissa bits (ggml's nearest_int). Unlike a float-to-int cast it is defined for any x
+// (NaN and huge values give some int, which the callers clamp), so a model with NaN weights
+// quantizes to garbage, not to undefined behaviour.
+inline int nearest(float x) {
+  const float v = x + 12582912.f;
+  int32_t i;
+  std::memcpy(&i, &v, 4);
+  return (i & 0x007fffff) - 0x00400000;
+}
 
 constexpr float kGroupMaxEps = 1e-15f;
 
 // Symmetric levels L in [0, 2*nmax) for n values, weighted by x^2, trying 19 scales around
 // -nmax / max; returns the scale (x ~ scale * (L - nmax)).
 float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
-  float amax = 0, max = 0;
-  for (int i = 0; i < n; ++i)
-    if (std::fabs(x[i]) > amax) {
-      amax = std::fabs(x[i]);
-      max = x[i];
-    }
+  float amax;
+  const float max = signed_absmax(x, n, &amax);
   if (amax < kGroupMaxEps) {
     std::fill(L, L + n, int8_t{0});
     return 0.0f;
@@ -168,12 +179,8 @@ float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
 // Symmetric levels for q3_k: start from -nmax / max, then move single levels while the
 // x^2-weighted fit improves (at most 5 passes). L in [0, 2*nmax); returns the scale.
 float fit_symmetric_greedy(int n, int nmax, const float* x, int8_t* L) {
-  float amax = 0, max = 0;
-  for (int i = 0; i < n; ++i)
-    if (std::fabs(x[i]) > amax) {
-      amax = std::fabs(x[i]);
-      max = x[i];
-    }
+  float amax;
+  const float max = signed_absmax(x, n, &amax);
   if (amax < kGroupMaxEps) {
     std::fill(L, L + n, int8_t{0});
     return 0.0f;
