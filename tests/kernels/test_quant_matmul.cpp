@@ -104,16 +104,18 @@ TEST(MatmulAllTypes, RowRangeWritesOnlyItsRows) {
   }
 }
 
-// Per output row: sum over blocks of amax(x block) / 254 * sum |w| in the block.
+// Per output row: sum over blocks of amax(x block) / 254 * sum |w| in the block, where x is
+// quantized per 32 values for the 32-blocks and per 256 for the k-quants (as ggml's Q8_K).
 std::vector<float> q8_bound(DType t, const std::vector<unsigned char>& W,
                             const std::vector<float>& x, size_t rows, size_t cols) {
   std::vector<float> out(rows), w(cols);
+  const size_t xb = dtype_info(t).block;
   for (size_t o = 0; o < rows; ++o) {
     quant::dequantize_row(t, W.data() + o * dtype_bytes(t, cols), w.data(), cols);
     double b = 0;
-    for (size_t c0 = 0; c0 < cols; c0 += 32) {
+    for (size_t c0 = 0; c0 < cols; c0 += xb) {
       float amax = 0, sw = 0;
-      for (size_t i = c0; i < c0 + 32; ++i) {
+      for (size_t i = c0; i < c0 + xb; ++i) {
         amax = std::max(amax, std::fabs(x[i]));
         sw += std::fabs(w[i]);
       }

@@ -292,7 +292,7 @@ WKV_AVX2 inline void dequant_row(const unsigned char* w, float* out, size_t nb) 
 // term of the _1 types).
 struct QuantX {
   std::vector<int8_t> q;
-  std::vector<float> d, sum, sum16;  // sum16: the two 16-value halves of each block (k-quants)
+  std::vector<float> d, sum;
 };
 
 WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
@@ -300,7 +300,6 @@ WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
     out.q.resize(nb * 32);
     out.d.resize(nb);
     out.sum.resize(nb);
-    out.sum16.resize(2 * nb);
   }
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -317,8 +316,6 @@ WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
     const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
     out.d[b] = d;
     out.sum[b] = hsum(_mm256_add_ps(_mm256_add_ps(v[0], v[1]), _mm256_add_ps(v[2], v[3])));
-    out.sum16[2 * b] = hsum(_mm256_add_ps(v[0], v[1]));
-    out.sum16[2 * b + 1] = hsum(_mm256_add_ps(v[2], v[3]));
     __m256i i[4];
     for (int k = 0; k < 4; ++k) i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id));
     const __m256i p01 = _mm256_packs_epi32(i[0], i[1]), p23 = _mm256_packs_epi32(i[2], i[3]);
@@ -373,13 +370,19 @@ WKV_AVX2 void rows_quant(const void* W, const float* X, float* Y, size_t rows, s
       cols * 4, X, Y, rows, cols, T, r0, r1);
 }
 // ---- k-quant weight rows ----
-// Each 256-value super-block is unpacked into 8 groups of 32 int8 levels with one scale s and
-// one min m per 16 values (x = s * q - m; s = d * sub-scale, m = dmin * sub-min, or 0). The
-// levels and the order of the float operations are those of quant::dequantize_row, so the
-// dequantized rows are bit-identical to the reference's.
-struct KGroups {
-  __m256i q[8];
-  float s[16], m[16];
+// Each 256-value super-block is unpacked into 8 groups of 32 unsigned levels u (0..63), an
+// integer scale per 16 values and either an integer min per 16 (q2_k, q4_k, q5_k:
+// x = d * sc * u - dmin * m) or a fixed offset (q3_k: 4, q6_k: 32; x = d * sc * (u - off)).
+//   T = 1: x is quantized to int8 per 256 values (one scale, plus the sum of each 16), as
+//     ggml's Q8_K; the scaled integer dots of a super-block are summed in int32 and converted
+//     to float once per super-block, the min/offset term from the sums of 16. Error vs the
+//     reference: at most |w| * amax(x super-block) / 254 per element.
+//   T > 1: rows are dequantized (bit-identical to quant::dequantize_row: the same products in
+//     the same order) into the fp32 tile kernel, as for the 32-blocks.
+struct KBlock {
+  __m256i u[8];
+  int16_t sc[16], m[16];
+  float d, dmin;
 };
 
 // 32 bytes of `p` shifted right by `shift` bits, masked to `mask`.
@@ -387,138 +390,184 @@ WKV_AVX2 inline __m256i bits_of(const uint8_t* p, int shift, int mask) {
   const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   return _mm256_and_si256(_mm256_srli_epi16(v, shift), _mm256_set1_epi8(static_cast<char>(mask)));
 }
-// 0x10 where bit `bit` of each of the 32 bytes at p is set, else 0.
-WKV_AVX2 inline __m256i bit_as_16(const uint8_t* p, int bit) {
+// `val` where bit `bit` of each of the 32 bytes at p is set, else 0.
+WKV_AVX2 inline __m256i bit_as(const uint8_t* p, int bit, char val) {
   const __m256i m = _mm256_set1_epi8(static_cast<char>(1 << bit));
   const __m256i v = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), m);
-  return _mm256_and_si256(_mm256_cmpeq_epi8(v, m), _mm256_set1_epi8(0x10));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(v, m), _mm256_set1_epi8(val));
 }
 
 struct Q2K {
   static constexpr size_t kBytes = sizeof(quant::BlockQ2_K);
   static constexpr bool kMin = true;
-  WKV_AVX2 static void unpack(const unsigned char* p, KGroups& g) {
+  static constexpr int kOff = 0;
+  WKV_AVX2 static void unpack(const unsigned char* p, KBlock& g) {
     quant::BlockQ2_K b;
     std::memcpy(&b, p, sizeof b);
-    const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
+    g.d = _cvtsh_ss(b.d);
+    g.dmin = _cvtsh_ss(b.dmin);
     for (int h = 0; h < 2; ++h)
-      for (int k = 0; k < 4; ++k) g.q[4 * h + k] = bits_of(b.qs + 32 * h, 2 * k, 3);
+      for (int k = 0; k < 4; ++k) g.u[4 * h + k] = bits_of(b.qs + 32 * h, 2 * k, 3);
     for (int j = 0; j < 16; ++j) {
-      g.s[j] = d * static_cast<float>(b.scales[j] & 15);
-      g.m[j] = dmin * static_cast<float>(b.scales[j] >> 4);
+      g.sc[j] = static_cast<int16_t>(b.scales[j] & 15);
+      g.m[j] = static_cast<int16_t>(b.scales[j] >> 4);
     }
   }
 };
 struct Q3K {
   static constexpr size_t kBytes = sizeof(quant::BlockQ3_K);
   static constexpr bool kMin = false;
-  WKV_AVX2 static void unpack(const unsigned char* p, KGroups& g) {
+  static constexpr int kOff = 4;
+  WKV_AVX2 static void unpack(const unsigned char* p, KBlock& g) {
     quant::BlockQ3_K b;
     std::memcpy(&b, p, sizeof b);
-    const float d = _cvtsh_ss(b.d);
-    const __m256i four = _mm256_set1_epi8(4);
+    g.d = _cvtsh_ss(b.d);
     for (int h = 0; h < 2; ++h)
-      for (int k = 0; k < 4; ++k) {
-        // level - 4 where the high bit is clear: (level | hbit*4) - 4.
-        const __m256i hb = _mm256_srli_epi16(bit_as_16(b.hmask, 4 * h + k), 2);
-        g.q[4 * h + k] = _mm256_sub_epi8(_mm256_or_si256(bits_of(b.qs + 32 * h, 2 * k, 3), hb), four);
-      }
+      for (int k = 0; k < 4; ++k)  // level - 4 where the high bit is clear: (level | 4*hbit) - 4
+        g.u[4 * h + k] =
+            _mm256_or_si256(bits_of(b.qs + 32 * h, 2 * k, 3), bit_as(b.hmask, 4 * h + k, 4));
     int8_t sc[16];
     quant::scales_q3_k(b.scales, sc);
-    for (int j = 0; j < 16; ++j) {
-      g.s[j] = d * static_cast<float>(sc[j]);
-      g.m[j] = 0.0f;
-    }
+    for (int j = 0; j < 16; ++j) g.sc[j] = sc[j];
   }
 };
 template <bool k5>
 struct Q45K {
   static constexpr size_t kBytes = k5 ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
   static constexpr bool kMin = true;
-  WKV_AVX2 static void unpack(const unsigned char* p, KGroups& g) {
+  static constexpr int kOff = 0;
+  WKV_AVX2 static void unpack(const unsigned char* p, KBlock& g) {
     // Both layouts start d, dmin, scales[12]; q5_k then has qh[32] before qs.
     uint16_t d16, dm16;
     std::memcpy(&d16, p, 2);
     std::memcpy(&dm16, p + 2, 2);
+    g.d = _cvtsh_ss(d16);
+    g.dmin = _cvtsh_ss(dm16);
     const uint8_t* scales = p + 4;
     const uint8_t* qh = p + 16;
     const uint8_t* qs = p + (k5 ? 48 : 16);
-    const float d = _cvtsh_ss(d16), dmin = _cvtsh_ss(dm16);
     for (int j = 0; j < 8; ++j) {
-      __m256i q = bits_of(qs + 32 * (j / 2), 4 * (j % 2), 15);
-      if constexpr (k5) q = _mm256_or_si256(q, bit_as_16(qh, j));
-      g.q[j] = q;
+      __m256i u = bits_of(qs + 32 * (j / 2), 4 * (j % 2), 15);
+      if constexpr (k5) u = _mm256_or_si256(u, bit_as(qh, j, 16));
+      g.u[j] = u;
       uint8_t sc, mn;
       quant::scale_min_k4(scales, j, &sc, &mn);
-      g.s[2 * j] = g.s[2 * j + 1] = d * static_cast<float>(sc);
-      g.m[2 * j] = g.m[2 * j + 1] = dmin * static_cast<float>(mn);
+      g.sc[2 * j] = g.sc[2 * j + 1] = sc;
+      g.m[2 * j] = g.m[2 * j + 1] = mn;
     }
   }
 };
 struct Q6K {
   static constexpr size_t kBytes = sizeof(quant::BlockQ6_K);
   static constexpr bool kMin = false;
-  WKV_AVX2 static void unpack(const unsigned char* p, KGroups& g) {
+  static constexpr int kOff = 32;
+  WKV_AVX2 static void unpack(const unsigned char* p, KBlock& g) {
     quant::BlockQ6_K b;
     std::memcpy(&b, p, sizeof b);
-    const float d = _cvtsh_ss(b.d);
-    const __m256i off = _mm256_set1_epi8(32);
+    g.d = _cvtsh_ss(b.d);
     for (int h = 0; h < 2; ++h)
       for (int k = 0; k < 4; ++k) {
         const __m256i lo = bits_of(b.ql + 64 * h + 32 * (k % 2), 4 * (k / 2), 15);
         const __m256i hi = _mm256_slli_epi16(bits_of(b.qh + 32 * h, 2 * k, 3), 4);
-        g.q[4 * h + k] = _mm256_sub_epi8(_mm256_or_si256(lo, hi), off);
+        g.u[4 * h + k] = _mm256_or_si256(lo, hi);
       }
-    for (int j = 0; j < 16; ++j) {
-      g.s[j] = d * static_cast<float>(b.scales[j]);
-      g.m[j] = 0.0f;
-    }
+    for (int j = 0; j < 16; ++j) g.sc[j] = b.scales[j];
   }
 };
 
 template <class K>
 WKV_AVX2 inline void dequant_row_k(const unsigned char* w, float* out, size_t nsb) {
-  KGroups g;
+  KBlock g;
+  const __m256i off = _mm256_set1_epi8(static_cast<char>(K::kOff));
   for (size_t b = 0; b < nsb; ++b, w += K::kBytes, out += 256) {
     K::unpack(w, g);
     for (int j = 0; j < 8; ++j) {
       __m256 f[4];
-      levels_ps(g.q[j], f);
+      levels_ps(_mm256_sub_epi8(g.u[j], off), f);
       for (int k = 0; k < 4; ++k) {
         const int h = 2 * j + k / 2;
-        const __m256 v = _mm256_fmsub_ps(f[k], _mm256_set1_ps(g.s[h]), _mm256_set1_ps(g.m[h]));
-        _mm256_storeu_ps(out + 32 * j + 8 * k, v);
+        const __m256 s = _mm256_set1_ps(g.d * static_cast<float>(g.sc[h]));
+        const __m256 m =
+            _mm256_set1_ps(K::kMin ? g.dmin * static_cast<float>(g.m[h]) : 0.0f);
+        _mm256_storeu_ps(out + 32 * j + 8 * k, _mm256_fmsub_ps(f[k], s, m));
       }
     }
   }
 }
 
-// One row times the q8-quantized token (q8 per 32 values, as for the 32-blocks): per group of
-// 32, the integer dot of each 16-value half scaled by s * d_x; the mins times the exact fp32
-// sums of x per 16 values.
-template <class K>
-WKV_AVX2 inline float row_dot_k(const unsigned char* w, const QuantX& xq, size_t nsb) {
-  __m256 acc = _mm256_setzero_ps();
-  float accm = 0.0f;
-  const __m256i ones = _mm256_set1_epi16(1);
-  KGroups g;
-  for (size_t b = 0; b < nsb; ++b, w += K::kBytes) {
-    K::unpack(w, g);
-    for (int j = 0; j < 8; ++j) {
-      const size_t xb = 8 * b + static_cast<size_t>(j);
-      const __m256i qw = g.q[j];
-      const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.q.data() + xb * 32));
-      const __m256i dot16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
-      const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, ones));
-      const __m256 sc = _mm256_mul_ps(
-          _mm256_setr_m128(_mm_set1_ps(g.s[2 * j]), _mm_set1_ps(g.s[2 * j + 1])),
-          _mm256_set1_ps(xq.d[xb]));
-      acc = _mm256_fmadd_ps(sc, f, acc);
-      if constexpr (K::kMin)
-        accm += g.m[2 * j] * xq.sum16[2 * xb] + g.m[2 * j + 1] * xq.sum16[2 * xb + 1];
+// x quantized to int8 per 256 values: q = round(x / d), d = amax / 127, and the integer sum
+// of each 16 levels.
+struct QuantXK {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<int16_t> bsum;
+};
+
+WKV_AVX2 inline void quantize_xk(const float* x, size_t nsb, QuantXK& out) {
+  if (out.q.size() < nsb * 256) {
+    out.q.resize(nsb * 256);
+    out.d.resize(nsb);
+    out.bsum.resize(nsb * 16);
+  }
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (size_t b = 0; b < nsb; ++b, x += 256) {
+    __m256 amax = _mm256_setzero_ps();
+    for (int k = 0; k < 32; ++k) amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+    const float d = _mm_cvtss_f32(m4) / 127.0f;
+    const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    out.d[b] = d;
+    int8_t* q = out.q.data() + b * 256;
+    for (int g = 0; g < 8; ++g) {
+      __m256i i[4];
+      for (int k = 0; k < 4; ++k)
+        i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * g + 8 * k), id));
+      const __m256i p01 = _mm256_packs_epi32(i[0], i[1]), p23 = _mm256_packs_epi32(i[2], i[3]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * g),
+                          _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order));
+    }
+    for (int h = 0; h < 16; ++h) {
+      int s = 0;
+      for (int e = 0; e < 16; ++e) s += q[16 * h + e];
+      out.bsum[16 * b + static_cast<size_t>(h)] = static_cast<int16_t>(s);
     }
   }
-  return hsum(acc) - accm;
+}
+
+WKV_AVX2 inline int hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+template <class K>
+WKV_AVX2 inline float row_dot_k(const unsigned char* w, const QuantXK& xq, size_t nsb) {
+  __m256 acc = _mm256_setzero_ps();
+  float corr_acc = 0.0f;
+  KBlock g;
+  for (size_t b = 0; b < nsb; ++b, w += K::kBytes) {
+    K::unpack(w, g);
+    const int8_t* qx = xq.q.data() + b * 256;
+    __m256i sumi = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + 32 * j));
+      const __m256i p16 = _mm256_maddubs_epi16(g.u[j], x);  // pairs: |sum| <= 2*63*127
+      const __m256i sc = _mm256_setr_m128i(_mm_set1_epi16(g.sc[2 * j]), _mm_set1_epi16(g.sc[2 * j + 1]));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, sc));
+    }
+    const float dx = xq.d[b];
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(g.d * dx), _mm256_cvtepi32_ps(sumi), acc);
+    // The min (or offset) term: sum over the 16-value parts of coef * sum(qx).
+    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.bsum.data() + 16 * b));
+    const __m256i coef = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(K::kMin ? g.m : g.sc));
+    const int corr = hsum_epi32(_mm256_madd_epi16(bs, coef));
+    corr_acc += (K::kMin ? g.dmin * dx : g.d * dx * static_cast<float>(K::kOff)) * static_cast<float>(corr);
+  }
+  return hsum(acc) - corr_acc;
 }
 
 template <class K>
@@ -527,8 +576,8 @@ WKV_AVX2 void rows_kquant(const void* W, const float* X, float* Y, size_t rows, 
   const size_t nsb = cols / 256, rb = nsb * K::kBytes;
   const unsigned char* base = static_cast<const unsigned char*>(W);
   if (T == 1) {
-    thread_local QuantX xq;
-    quantize_x(X, cols / 32, xq);
+    thread_local QuantXK xq;
+    quantize_xk(X, nsb, xq);  // the same bits in every thread: results do not depend on the split
     for (size_t o = r0; o < r1; ++o) Y[o] = row_dot_k<K>(base + o * rb, xq, nsb);
     return;
   }
