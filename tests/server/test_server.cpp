@@ -583,6 +583,7 @@ TEST(Server, WkvServeDrainsOnSigterm) {
       port = std::stoi(err.substr(p + 17));
   }
   std::string streamed;
+  std::atomic<bool> client_done{false};
   std::thread client([&] {
     httplib::Client c("127.0.0.1", port);
     c.set_read_timeout(60, 0);
@@ -590,10 +591,13 @@ TEST(Server, WkvServeDrainsOnSigterm) {
                     json{{"prompt", "x"}, {"max_tokens", 300}, {"stream", true}, {"temperature", 0}}.dump(),
                     "application/json");
     if (r) streamed = r->body;
+    client_done = true;
   });
-  // Wait until it generates, then ask it to stop.
+  // Wait until it generates (or has already finished), then ask it to stop. On a loaded
+  // 2-CPU machine (ctest -j2 beside other builds) the request can take seconds to start: wait
+  // up to 60 s, so that SIGTERM does not land before the stream it must drain exists.
   httplib::Client c("127.0.0.1", port);
-  for (int i = 0; i < 500; ++i) {
+  for (int i = 0; i < 6000 && !client_done; ++i) {
     auto m = c.Get("/metrics");
     if (m && m->body.find("wkv_active_sequences 1") != std::string::npos) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
