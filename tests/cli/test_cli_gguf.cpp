@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "formats/formats.hpp"
 #include "formats/gguf.hpp"
@@ -111,6 +112,41 @@ TEST(CliGguf, QuantizeWritesProgressAndKeepsQuality) {
   auto f = read_gguf(qh);
   ASSERT_TRUE(f.ok());
   EXPECT_EQ(f->tensor("output.weight")->dtype, DType::q8_0);
+}
+
+// llama.cpp's Q4_K_M / Q5_K_M as they come out for an RWKV model: k-quant matrices, a q6_k
+// head, the Q4_K_M / Q5_K_M file type; a 256-wide random model so that every matrix takes
+// k-quant blocks. The result loads and scores close to the f32 model.
+TEST(CliGguf, QuantizeKQuantPresets) {
+  const std::string src = tmp("w256.safetensors");
+  ASSERT_EQ(wkv({"init", "--init", "random", "-o", src, "--n-layer", "2", "--n-embd", "256",
+                 "--head-size", "64", "--vocab", "256", "--seed", "5"})
+                .code,
+            0);
+  const double base = perplexity(src);
+  ASSERT_TRUE(std::isfinite(base));
+  for (auto [type, base_t, ftype] : {std::tuple{"q4_k_m", DType::q4_k, 15u},
+                                     std::tuple{"Q5_K_M", DType::q5_k, 17u}}) {
+    SCOPED_TRACE(type);
+    const std::string q = tmp(std::string("w256_") + type + ".gguf");
+    Result r = wkv({"quantize", "-m", src, "-o", q, "--type", type});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.err.find("rows not a multiple"), std::string::npos) << r.err;
+    auto f = read_gguf(q);
+    ASSERT_TRUE(f.ok()) << f.error().message;
+    EXPECT_EQ(f->tensor("output.weight")->dtype, DType::q6_k);
+    EXPECT_EQ(f->tensor("blk.1.time_mix_key.weight")->dtype, base_t);
+    EXPECT_EQ(f->tensor("blk.1.channel_mix_value.weight")->dtype, base_t);
+    EXPECT_EQ(f->tensor("token_embd.weight")->dtype, DType::f32);
+    EXPECT_EQ(f->find("general.file_type")->u, ftype);
+    const double p = perplexity(q);
+    EXPECT_LT(std::fabs(p / base - 1), 0.05) << p << " vs f32 " << base;
+  }
+  const std::string kept = tmp("w256_keep.gguf");
+  ASSERT_EQ(wkv({"quantize", "-m", src, "-o", kept, "--type", "q4_k_m", "--keep-head"}).code, 0);
+  auto f = read_gguf(kept);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->tensor("output.weight")->dtype, DType::f32);
 }
 
 TEST(CliGguf, QuantizeOwnArchForRwkv5) {
