@@ -38,13 +38,18 @@ void min_max(const float* x, float* lo, float* hi) {
   *hi = mx;
 }
 
+// C's float-to-int truncation, as ggml's quantizers cast, for the small values they produce;
+// NaN or out-of-range values (which only NaN or infinite weights produce) give 0 where the
+// cast would be undefined behaviour.
+inline int trunc_small(float v) { return v > -129.0f && v < 256.0f ? static_cast<int>(v) : 0; }
+
 void q8_0(const float* x, BlockQ8_0* b) {
   float amax = 0.0f;
   for (size_t j = 0; j < kBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   b->d = f32_to_f16(d);
-  for (size_t j = 0; j < kBlock; ++j) b->qs[j] = static_cast<int8_t>(std::round(x[j] * id));
+  for (size_t j = 0; j < kBlock; ++j) b->qs[j] = static_cast<int8_t>(trunc_small(std::round(x[j] * id)));
 }
 
 void q4_0(const float* x, BlockQ4_0* b) {
@@ -52,9 +57,10 @@ void q4_0(const float* x, BlockQ4_0* b) {
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   b->d = f32_to_f16(d);
   for (size_t j = 0; j < kBlock / 2; ++j) {
-    const uint8_t lo = static_cast<uint8_t>(std::min<int>(15, static_cast<int8_t>(x[j] * id + 8.5f)));
-    const uint8_t hi =
-        static_cast<uint8_t>(std::min<int>(15, static_cast<int8_t>(x[j + 16] * id + 8.5f)));
+    const uint8_t lo =
+        static_cast<uint8_t>(std::min<int>(15, static_cast<int8_t>(trunc_small(x[j] * id + 8.5f))));
+    const uint8_t hi = static_cast<uint8_t>(
+        std::min<int>(15, static_cast<int8_t>(trunc_small(x[j + 16] * id + 8.5f))));
     b->qs[j] = static_cast<uint8_t>(lo | (hi << 4));
   }
 }
@@ -67,10 +73,10 @@ void q4_1(const float* x, BlockQ4_1* b) {
   b->d = f32_to_f16(d);
   b->m = f32_to_f16(mn);
   for (size_t j = 0; j < kBlock / 2; ++j) {
-    const uint8_t lo =
-        static_cast<uint8_t>(std::min<int>(15, static_cast<int8_t>((x[j] - mn) * id + 0.5f)));
-    const uint8_t hi =
-        static_cast<uint8_t>(std::min<int>(15, static_cast<int8_t>((x[j + 16] - mn) * id + 0.5f)));
+    const uint8_t lo = static_cast<uint8_t>(
+        std::min<int>(15, static_cast<int8_t>(trunc_small((x[j] - mn) * id + 0.5f))));
+    const uint8_t hi = static_cast<uint8_t>(
+        std::min<int>(15, static_cast<int8_t>(trunc_small((x[j + 16] - mn) * id + 0.5f))));
     b->qs[j] = static_cast<uint8_t>(lo | (hi << 4));
   }
 }
@@ -91,7 +97,8 @@ void q5_0(const float* x, BlockQ5_0* b) {
   b->d = f32_to_f16(d);
   uint8_t q[kBlock];
   for (size_t j = 0; j < kBlock; ++j)
-    q[j] = static_cast<uint8_t>(std::min<int>(31, static_cast<int8_t>(x[j] * id + 16.5f)));
+    q[j] = static_cast<uint8_t>(
+        std::min<int>(31, static_cast<int8_t>(trunc_small(x[j] * id + 16.5f))));
   pack5(q, b->qs, b->qh);
 }
 
@@ -103,7 +110,7 @@ void q5_1(const float* x, BlockQ5_1* b) {
   b->d = f32_to_f16(d);
   b->m = f32_to_f16(mn);
   uint8_t q[kBlock];
-  for (size_t j = 0; j < kBlock; ++j) q[j] = static_cast<uint8_t>((x[j] - mn) * id + 0.5f);
+  for (size_t j = 0; j < kBlock; ++j) q[j] = static_cast<uint8_t>(trunc_small((x[j] - mn) * id + 0.5f));
   pack5(q, b->qs, b->qh);
 }
 

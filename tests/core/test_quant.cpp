@@ -288,11 +288,11 @@ TEST(QuantK, RoundTripErrorShrinksWithBits) {
   }
 }
 
-// A model from a stranger may hold NaN or infinite weights: the k-quant quantizers (which
-// round with ggml's add-a-constant trick, never a float-to-int cast) give some blocks, without
-// undefined behaviour (this runs under UBSan in CI), and the finite super-blocks beside them
+// A model from a stranger may hold NaN or infinite weights: every quantizer gives some blocks
+// without undefined behaviour (this runs under UBSan in CI: the k-quants round with ggml's
+// add-a-constant trick, the 32-blocks guard their casts), and the finite blocks beside them
 // are unaffected.
-TEST(QuantK, NonFiniteWeightsQuantizeWithoutUndefinedBehaviour) {
+TEST(Quant, NonFiniteWeightsQuantizeWithoutUndefinedBehaviour) {
   const size_t n = 3 * 256;
   std::vector<float> x(n);
   for (size_t i = 0; i < n; ++i) x[i] = static_cast<float>(i % 13) / 6.0f - 1.0f;
@@ -300,11 +300,12 @@ TEST(QuantK, NonFiniteWeightsQuantizeWithoutUndefinedBehaviour) {
   x[300] = std::numeric_limits<float>::infinity();
   x[301] = -std::numeric_limits<float>::infinity();
   x[302] = 3e38f;
-  for (DType t : {DType::q2_k, DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k}) {
+  for (DType t : {DType::q8_0, DType::q4_0, DType::q4_1, DType::q5_0, DType::q5_1, DType::q2_k,
+                  DType::q3_k, DType::q4_k, DType::q5_k, DType::q6_k}) {
     std::vector<unsigned char> q(dtype_bytes(t, n)), clean(dtype_bytes(t, 256));
     quant::quantize_row(t, x.data(), q.data(), n);
     quant::quantize_row(t, x.data() + 512, clean.data(), 256);
-    EXPECT_EQ(std::memcmp(q.data() + 2 * dtype_size(t), clean.data(), clean.size()), 0)
+    EXPECT_EQ(std::memcmp(q.data() + dtype_bytes(t, 512), clean.data(), clean.size()), 0)
         << dtype_name(t);
     std::vector<float> y(n);
     quant::dequantize_row(t, q.data(), y.data(), n);
