@@ -8,6 +8,7 @@
 
 #include "formats/formats.hpp"
 #include "formats/gguf.hpp"
+#include "model/init.hpp"
 #include "model/model.hpp"
 #include "test_util.hpp"
 
@@ -287,6 +288,52 @@ TEST(GgufMapping, QuantizedInPlaceMatchesDequantized) {
     (*mb)->forward_seq(tokens, sb, lb.data(), Logits::all);
     EXPECT_LE(test::max_abs_diff(la, lb), 1e-3f) << dtype_name(q);
   }
+}
+
+// A file laid out as llama.cpp's Q4_K_M makes it for RWKV-7: every matrix in q4_k, the token
+// embedding too (llama.cpp quantizes it; wkv dequantizes the one row each token needs), the
+// head in q6_k. Its logits equal those of the same weights dequantized before load.
+TEST(GgufMapping, LlamaCppStyleQ4KMWithQuantizedEmbeddingRuns) {
+  V7Dims d;
+  d.n_layer = 2;
+  d.n_embd = 256;
+  d.head_size = 64;
+  d.vocab_size = 512;
+  d.lora_w = d.lora_a = d.lora_v = d.lora_g = 32;
+  auto t = random_v7(d, 11, DType::f32);
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  auto f = rwkv_to_gguf(*t);
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  size_t k = 0;
+  for (auto& [name, ten] : f->tensors) {
+    DType q = DType::f32;
+    if (name == "token_embd.weight") q = DType::q4_k;
+    else if (name == "output.weight") q = DType::q6_k;
+    else if (gguf_should_quantize(name, ten, false)) q = DType::q4_k;
+    if (q == DType::f32) continue;
+    ASSERT_EQ(ten.shape.back() % 256, 0) << name;
+    ten = cast_tensor(ten, q);
+    ++k;
+  }
+  EXPECT_EQ(k, 2u * 6u + 2u);  // per layer att r k v o, ffn key value; embedding; head
+  const std::string p = write_temp(*f, "v7_q4km.gguf");
+  auto a = load_tensors(p), b = load_tensors(p);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->at("emb.weight").dtype, DType::q4_k);
+  EXPECT_EQ(a->at("head.weight").dtype, DType::q6_k);
+  for (auto& [name, ten] : *b) ten = cast_tensor(ten, DType::f32);
+  auto ma = load_model(std::move(*a), p), mb = load_model(std::move(*b), p);
+  ASSERT_TRUE(ma.ok()) << ma.error().message;
+  ASSERT_TRUE(mb.ok()) << mb.error().message;
+  const std::vector<int32_t> tokens{1, 17, 300, 511, 0, 42, 42, 7};
+  const size_t V = 512;
+  std::vector<float> la(tokens.size() * V), lb(tokens.size() * V);
+  State sa = (*ma)->new_state(), sb = (*mb)->new_state();
+  (*ma)->forward_seq(tokens, sa, la.data(), Logits::all);
+  (*mb)->forward_seq(tokens, sb, lb.data(), Logits::all);
+  float mag = 0;
+  for (float v : lb) mag = std::max(mag, std::fabs(v));
+  EXPECT_LE(test::max_abs_diff(la, lb), 1e-4f * mag + 1e-3f);
 }
 
 }  // namespace
