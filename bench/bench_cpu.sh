@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU speed against this machine's limits: builds random-weight RWKV-7 models with `wkv init`
-# (12 x 768 and 24 x 1024, vocab 65536) in f32 and bf16, plus q8_0 / q4_0 / q5_1 through
-# `wkv quantize` when that command exists, runs `wkv bench --json` at 1 and 2 threads and
+# (12 x 768 and 24 x 1024, vocab 65536) in f32 and bf16, plus any `wkv quantize` type (default
+# q8_0 / q5_1 / q4_0; e.g. q4_k, q6_k, q4_k_m), runs `wkv bench --json` at 1 and 2 threads and
 # prints a markdown table: tok/s and each as a fraction of its measured ceiling.
 #   bench/bench_cpu.sh [WKV_BINARY] [SIZES] [DTYPES]
 #   e.g. bench/bench_cpu.sh build/wkv "12x768" "f32 bf16 q8_0"
