@@ -332,14 +332,9 @@ void q2_k(const float* x, BlockQ2_K* y) {
 void q3_k(const float* x, BlockQ3_K* y) {
   int8_t L[kBlockK];
   float scales[16];
-  float max_scale = 0, amax = 0;
-  for (int j = 0; j < 16; ++j) {
-    scales[j] = fit_symmetric_greedy(16, 4, x + 16 * j, L + 16 * j);
-    if (std::fabs(scales[j]) > amax) {
-      amax = std::fabs(scales[j]);
-      max_scale = scales[j];
-    }
-  }
+  for (int j = 0; j < 16; ++j) scales[j] = fit_symmetric_greedy(16, 4, x + 16 * j, L + 16 * j);
+  float amax;
+  const float max_scale = signed_absmax(scales, 16, &amax);
   std::memset(y->scales, 0, sizeof y->scales);
   if (max_scale != 0.0f) {
     const float iscale = -32.f / max_scale;
@@ -453,14 +448,9 @@ void q5_k(const float* x, BlockQ5_K* y) {
 void q6_k(const float* x, BlockQ6_K* y) {
   int8_t L[kBlockK];
   float scales[16];
-  float max_scale = 0, max_abs = 0;
-  for (int j = 0; j < 16; ++j) {
-    scales[j] = fit_symmetric(16, 32, x + 16 * j, L + 16 * j);
-    if (std::fabs(scales[j]) > max_abs) {
-      max_abs = std::fabs(scales[j]);
-      max_scale = scales[j];
-    }
-  }
+  for (int j = 0; j < 16; ++j) scales[j] = fit_symmetric(16, 32, x + 16 * j, L + 16 * j);
+  float max_abs;
+  const float max_scale = signed_absmax(scales, 16, &max_abs);
   if (max_abs < kGroupMaxEps) {
     std::memset(y, 0, sizeof *y);
     return;

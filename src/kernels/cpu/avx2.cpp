@@ -348,26 +348,39 @@ float* row_buffer(size_t n) {
   return buf.data();
 }
 
-template <class Q>
-WKV_AVX2 void rows_quant(const void* W, const float* X, float* Y, size_t rows, size_t cols,
-                         size_t T, size_t r0, size_t r1) {
-  const size_t nb = cols / 32, rb = nb * Q::kBytes;
+// Rows of either block family: at T = 1 x is quantized once per call (the same bits in every
+// thread, so results do not depend on the split) and each row is dotted with it in integers;
+// for T > 1 a few rows at a time are dequantized into a per-thread fp32 buffer (grown once,
+// then reused), which serves every token of a token block.
+template <class XQ, class Quantize, class Dot, class Dequant>
+WKV_AVX2 inline void rows_quantized(const void* W, size_t rb, const float* X, float* Y,
+                                    size_t rows, size_t cols, size_t T, size_t r0, size_t r1,
+                                    Quantize quantize, Dot dot, Dequant dequant) {
   const unsigned char* base = static_cast<const unsigned char*>(W);
   if (T == 1) {
-    thread_local QuantX xq;
-    quantize_x(X, nb, xq);  // the same bits in every thread: results do not depend on the split
-    for (size_t o = r0; o < r1; ++o) Y[o] = row_dot_q8<Q>(base + o * rb, xq, nb);
+    thread_local XQ xq;
+    quantize(X, xq);
+    for (size_t o = r0; o < r1; ++o) Y[o] = dot(base + o * rb, xq);
     return;
   }
-  // Dequantize a few rows at a time into a per-thread fp32 buffer, reused for every token of
-  // a token block.
   float* buf = row_buffer(kRowBlock * cols);
   rows_blocked<F32>(
       [&](size_t o, size_t n) {
-        for (size_t r = 0; r < n; ++r) dequant_row<Q>(base + (o + r) * rb, buf + r * cols, nb);
+        for (size_t r = 0; r < n; ++r) dequant(base + (o + r) * rb, buf + r * cols);
         return reinterpret_cast<const unsigned char*>(buf);
       },
       cols * 4, X, Y, rows, cols, T, r0, r1);
+}
+
+template <class Q>
+WKV_AVX2 void rows_quant(const void* W, const float* X, float* Y, size_t rows, size_t cols,
+                         size_t T, size_t r0, size_t r1) {
+  const size_t nb = cols / 32;
+  rows_quantized<QuantX>(
+      W, nb * Q::kBytes, X, Y, rows, cols, T, r0, r1,
+      [nb](const float* x, QuantX& q) { quantize_x(x, nb, q); },
+      [nb](const unsigned char* w, const QuantX& q) { return row_dot_q8<Q>(w, q, nb); },
+      [nb](const unsigned char* w, float* out) { dequant_row<Q>(w, out, nb); });
 }
 // ---- k-quant weight rows ----
 // Each 256-value super-block is unpacked into 8 groups of 32 unsigned levels u (0..63), an
@@ -573,21 +586,12 @@ WKV_AVX2 inline float row_dot_k(const unsigned char* w, const QuantXK& xq, size_
 template <class K>
 WKV_AVX2 void rows_kquant(const void* W, const float* X, float* Y, size_t rows, size_t cols,
                           size_t T, size_t r0, size_t r1) {
-  const size_t nsb = cols / 256, rb = nsb * K::kBytes;
-  const unsigned char* base = static_cast<const unsigned char*>(W);
-  if (T == 1) {
-    thread_local QuantXK xq;
-    quantize_xk(X, nsb, xq);  // the same bits in every thread: results do not depend on the split
-    for (size_t o = r0; o < r1; ++o) Y[o] = row_dot_k<K>(base + o * rb, xq, nsb);
-    return;
-  }
-  float* buf = row_buffer(kRowBlock * cols);
-  rows_blocked<F32>(
-      [&](size_t o, size_t n) {
-        for (size_t r = 0; r < n; ++r) dequant_row_k<K>(base + (o + r) * rb, buf + r * cols, nsb);
-        return reinterpret_cast<const unsigned char*>(buf);
-      },
-      cols * 4, X, Y, rows, cols, T, r0, r1);
+  const size_t nsb = cols / 256;
+  rows_quantized<QuantXK>(
+      W, nsb * K::kBytes, X, Y, rows, cols, T, r0, r1,
+      [nsb](const float* x, QuantXK& q) { quantize_xk(x, nsb, q); },
+      [nsb](const unsigned char* w, const QuantXK& q) { return row_dot_k<K>(w, q, nsb); },
+      [nsb](const unsigned char* w, float* out) { dequant_row_k<K>(w, out, nsb); });
 }
 }  // namespace
 
