@@ -44,8 +44,10 @@ void run(benchmark::State& state, const Table* t, DType dt) {
     state.SkipWithError("kernel table not available on this CPU");
     return;
   }
-  const size_t rows = static_cast<size_t>(state.range(0)), cols = rows;
-  const size_t T = static_cast<size_t>(state.range(1));
+  // {rows, T} is square; {rows, T, cols} is a tall matrix (the out-of-cache case: weights
+  // streamed from DRAM, as in generation with a real model).
+  const size_t rows = static_cast<size_t>(state.range(0)), T = static_cast<size_t>(state.range(1));
+  const size_t cols = state.range(2) > 0 ? static_cast<size_t>(state.range(2)) : rows;
   const auto W = make_weights(dt, rows, cols);
   std::mt19937 g(2);
   std::normal_distribution<float> d;
@@ -71,8 +73,8 @@ void wkv7(benchmark::State& state, const Table* t) {
   std::vector<float> S(H * N * N, 0.01f), r(C, 0.5f), w(C, 0.9f), k(C, 0.1f), v(C, 0.2f),
       a(C, -0.1f), b(C, 0.05f), y(C);
   for (auto _ : state) {
-    t->wkv7_step(S.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), y.data(),
-                 H, N);
+    t->wkv7_step(S.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), y.data(), H,
+                 N);
     benchmark::DoNotOptimize(y.data());
   }
 }
@@ -89,14 +91,15 @@ const struct {
 int register_all() {
   for (const auto& ty : kTypes) {
     for (const char* level : {"ref", "avx2"}) {
-      const Table* t = std::string(level) == "ref" ? &wkv::kernels::ref_table()
-                                                   : wkv::kernels::avx2_table();
+      const Table* t =
+          std::string(level) == "ref" ? &wkv::kernels::ref_table() : wkv::kernels::avx2_table();
       const DType dt = ty.dt;
       benchmark::RegisterBenchmark((std::string("matmul/") + level + "/" + ty.name).c_str(),
                                    [t, dt](benchmark::State& s) { run(s, t, dt); })
-          ->Args({768, 1})
-          ->Args({768, 64})
-          ->Args({2048, 1});
+          ->Args({768, 1, 0})
+          ->Args({768, 64, 0})
+          ->Args({2048, 1, 0})
+          ->Args({65536, 1, 768});
     }
   }
   benchmark::RegisterBenchmark("wkv7_step/ref/H12N64",

@@ -35,7 +35,9 @@ std::vector<unsigned char> encode(DType t, const std::vector<float>& w, size_t r
     const float* src = w.data() + r * cols;
     unsigned char* dst = out.data() + r * rb;
     switch (t) {
-      case DType::f32: std::memcpy(dst, src, cols * 4); break;
+      case DType::f32:
+        std::memcpy(dst, src, cols * 4);
+        break;
       case DType::bf16:
       case DType::f16:
         for (size_t i = 0; i < cols; ++i) {
@@ -43,7 +45,8 @@ std::vector<unsigned char> encode(DType t, const std::vector<float>& w, size_t r
           std::memcpy(dst + 2 * i, &h, 2);
         }
         break;
-      default: quant::quantize_row(t, src, dst, cols);
+      default:
+        quant::quantize_row(t, src, dst, cols);
     }
   }
   return out;
@@ -162,21 +165,25 @@ TEST(MatmulAllTypes, Avx2MatchesReferenceOnAwkwardShapes) {
 TEST(MatmulAllTypes, ThreadCountDoesNotChangeABit) {
   const size_t before = threads();
   for (DType t : kAll) {
-    for (size_t T : {1u, 3u, 17u}) {
-      const size_t rows = 203, cols = 256;
-      const auto W = encode(t, randn(rows * cols, 5), rows, cols);
-      const auto x = randn(T * cols, 6);
-      std::vector<float> y1(T * rows), yn(T * rows);
-      set_threads(1);
-      matmul(t, W.data(), x.data(), y1.data(), rows, cols, T);
-      for (size_t n : {2u, 3u, 5u}) {
-        set_threads(n);
-        std::fill(yn.begin(), yn.end(), 0.0f);
-        matmul(t, W.data(), x.data(), yn.data(), rows, cols, T);
-        EXPECT_EQ(std::memcmp(y1.data(), yn.data(), y1.size() * 4), 0)
-            << dtype_name(t) << " T=" << T << " threads " << n;
+    // 256 columns: 8 blocks of 32 (an even count) or one k-quant super-block; 288: 9 blocks,
+    // so the two-blocks-per-vector one-token kernels also take their odd-block path.
+    for (size_t cols : {256u, 288u})
+      for (size_t T : {1u, 3u, 17u}) {
+        if (cols % dtype_info(t).block != 0) continue;
+        const size_t rows = 203;
+        const auto W = encode(t, randn(rows * cols, 5), rows, cols);
+        const auto x = randn(T * cols, 6);
+        std::vector<float> y1(T * rows), yn(T * rows);
+        set_threads(1);
+        matmul(t, W.data(), x.data(), y1.data(), rows, cols, T);
+        for (size_t n : {2u, 3u, 5u}) {
+          set_threads(n);
+          std::fill(yn.begin(), yn.end(), 0.0f);
+          matmul(t, W.data(), x.data(), yn.data(), rows, cols, T);
+          EXPECT_EQ(std::memcmp(y1.data(), yn.data(), y1.size() * 4), 0)
+              << dtype_name(t) << " " << cols << " cols, T=" << T << " threads " << n;
+        }
       }
-    }
   }
   set_threads(before);
 }
@@ -187,8 +194,8 @@ TEST(Wkv, Avx2StepsMatchReference) {
   for (size_t N : {1u, 3u, 8u, 13u, 64u}) {
     const size_t H = 3, C = H * N;
     auto S0 = randn(H * N * N, 1);
-    const auto r = randn(C, 2), k = randn(C, 3), v = randn(C, 4), a = randn(C, 5),
-               b = randn(C, 6), u = randn(C, 7);
+    const auto r = randn(C, 2), k = randn(C, 3), v = randn(C, 4), a = randn(C, 5), b = randn(C, 6),
+               u = randn(C, 7);
     std::vector<float> w(C);
     for (size_t i = 0; i < C; ++i) w[i] = 0.5f + 0.4f * std::tanh(u[i]);
     for (int step = 0; step < 2; ++step) {
@@ -200,10 +207,10 @@ TEST(Wkv, Avx2StepsMatchReference) {
         simd->wkv7_step(Sb.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(),
                         yb.data(), H, N);
       } else {
-        ref::wkv5_step(Sa.data(), r.data(), w.data(), u.data(), k.data(), v.data(), ya.data(),
-                       H, N);
-        simd->wkv5_step(Sb.data(), r.data(), w.data(), u.data(), k.data(), v.data(), yb.data(),
-                        H, N);
+        ref::wkv5_step(Sa.data(), r.data(), w.data(), u.data(), k.data(), v.data(), ya.data(), H,
+                       N);
+        simd->wkv5_step(Sb.data(), r.data(), w.data(), u.data(), k.data(), v.data(), yb.data(), H,
+                        N);
       }
       const float tol = 1e-5f * static_cast<float>(N) + 1e-5f;
       EXPECT_LE(test::max_abs_diff(ya, yb), tol * 4) << "wkv" << (step ? 5 : 7) << " N=" << N;

@@ -5,15 +5,22 @@
 // whatever the range, so a thread split never changes a bit):
 //   plain weights (f32, bf16, f16): weights converted to fp32 in registers; four tokens share
 //     each loaded weight vector; a single token uses four independent accumulators.
-//   quantized weights, T = 1 (generation, memory-bound): x is quantized to q8 per 32 values
-//     (once per call) and each weight block's int8 levels are dotted with it in integers, as
-//     ggml does, scaled by d_w * d_x in fp32 (the _1 types add m * sum(x) of the block). The
-//     float alternative (levels converted to fp32, FMA with x) measured 2.4-2.6 GB/s of q4_0
-//     weights on one core here: compute-bound, far below the DRAM bandwidth. Error vs the
-//     reference: at most half a q8 step of x per element (|w| * amax(x block) / 254).
+//   quantized weights, T = 1 (generation): x is quantized to q8 per 32 values (once per call)
+//     and each weight block's int8 levels are dotted with it in integers, as ggml does, scaled
+//     by d_w * d_x in fp32 (the _1 types add m * sum(x) of the block). The float alternative
+//     (levels converted to fp32, FMA with x) measured 2.4-2.6 GB/s of q4_0 weights on one core
+//     here: compute-bound, far below the DRAM bandwidth. The 4/5-bit types put two blocks of
+//     a row in each vector and take their offset (8 or 16) off as offset * sum(qx) in
+//     integers, so unsigned levels go straight into maddubs (see row_dot_q8). Dotting eight
+//     rows at once (x loaded once, one horizontal-add tree) was twice as fast in cache but
+//     half as fast from DRAM (eight interleaved row streams), so each row is one stream.
+//     Error vs the reference: at most half a q8 step of x per element
+//     (|w| * amax(x block) / 254).
 //   quantized weights, T > 1 (prompts): the row is dequantized once into a per-thread fp32
 //     buffer (grown once, then reused: no allocation per token) and multiplied with all T
 //     tokens by the fp32 row kernel, so dequantization is amortised over the tokens.
+#include "kernels/cpu/avx2.hpp"
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -21,7 +28,6 @@
 #include <vector>
 
 #include "core/quant.hpp"
-#include "kernels/cpu/avx2.hpp"
 #include "kernels/kernels.hpp"
 
 #define WKV_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -50,8 +56,8 @@ struct F32 {
 struct BF16 {
   static constexpr size_t kBytes = 2;
   WKV_AVX2 static __m256 load(const void* row, size_t i) {
-    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(
-        static_cast<const unsigned char*>(row) + 2 * i));
+    __m128i h = _mm_loadu_si128(
+        reinterpret_cast<const __m128i*>(static_cast<const unsigned char*>(row) + 2 * i));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   }
   static float scalar(const void* row, size_t i) {
@@ -63,8 +69,8 @@ struct BF16 {
 struct F16 {
   static constexpr size_t kBytes = 2;
   WKV_AVX2 static __m256 load(const void* row, size_t i) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(
-        static_cast<const unsigned char*>(row) + 2 * i)));
+    return _mm256_cvtph_ps(_mm_loadu_si128(
+        reinterpret_cast<const __m128i*>(static_cast<const unsigned char*>(row) + 2 * i)));
   }
   static float scalar(const void* row, size_t i) {
     uint16_t h;
@@ -129,8 +135,8 @@ WKV_AVX2 inline void row_times_tokens(const void* w, const float* X, float* Y, s
 // row_times_tokens' four-token path (one vector accumulator over i, hsum, scalar tail), so the
 // blocking never changes a bit.
 template <class L, int R>
-WKV_AVX2 inline void tile(const unsigned char* w, size_t rb, const float* X, float* Y,
-                          size_t rows, size_t cols, size_t t, size_t o) {
+WKV_AVX2 inline void tile(const unsigned char* w, size_t rb, const float* X, float* Y, size_t rows,
+                          size_t cols, size_t t, size_t o) {
   const float* x[4] = {X + t * cols, X + (t + 1) * cols, X + (t + 2) * cols, X + (t + 3) * cols};
   __m256 acc[R][4];
   for (int r = 0; r < R; ++r)
@@ -162,8 +168,8 @@ constexpr size_t kRowBlock = 3;
 // T > 1 for rows [r0, r1): rows_at(o, n) returns the bytes of rows o..o+n (row stride rb) in
 // layout L (the weights themselves, or a dequantized copy).
 template <class L, class RowsAt>
-WKV_AVX2 inline void rows_blocked(RowsAt rows_at, size_t rb, const float* X, float* Y,
-                                  size_t rows, size_t cols, size_t T, size_t r0, size_t r1) {
+WKV_AVX2 inline void rows_blocked(RowsAt rows_at, size_t rb, const float* X, float* Y, size_t rows,
+                                  size_t cols, size_t T, size_t r0, size_t r1) {
   const size_t T4 = T / 4 * 4;
   for (size_t tb = 0; tb < T4; tb += kTokBlock) {
     const size_t te = std::min(T4, tb + kTokBlock);
@@ -191,8 +197,7 @@ WKV_AVX2 void rows_plain(const void* W, const float* X, float* Y, size_t rows, s
     for (size_t o = r0; o < r1; ++o) row_times_tokens<L>(base + o * rb, X, Y, rows, cols, 1, o);
     return;
   }
-  rows_blocked<L>([&](size_t o, size_t) { return base + o * rb; }, rb, X, Y, rows, cols, T, r0,
-                  r1);
+  rows_blocked<L>([&](size_t o, size_t) { return base + o * rb; }, rb, X, Y, rows, cols, T, r0, r1);
 }
 
 // ---- quantized weight rows ----
@@ -200,8 +205,8 @@ WKV_AVX2 void rows_plain(const void* W, const float* X, float* Y, size_t rows, s
 // 32 bytes, byte j = 0xFF where bit j of `bits` is set.
 WKV_AVX2 inline __m256i bits_to_bytes(uint32_t bits) {
   const __m256i v = _mm256_set1_epi32(static_cast<int>(bits));
-  const __m256i which = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
-                                         2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m256i which = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2,
+                                         2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
   const __m256i mask = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
   const __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(v, which), mask);
   return _mm256_cmpeq_epi8(b, mask);
@@ -223,45 +228,123 @@ WKV_AVX2 inline float half(const unsigned char* p) {
   return _cvtsh_ss(h);
 }
 
-// Each block type: bytes per block, has an offset m, and levels() giving the 32 signed int8
-// levels q such that x = d * q (+ m).
+// Each block type: bytes per block; whether it has a min m (x = d * q + m) or an offset kOff
+// (x = d * (u - kOff) with u >= 0 stored); levels() giving the 32 int8 levels q of a block
+// (for dequantization); and pair(), the one-token integer dot: for the blocks of two rows a and
+// b, 8 int32 lanes whose lanes 0-3 sum to sum_j u_a[j] * qx[j] and lanes 4-7 to the same for b
+// (u: the stored level, unsigned for the 4/5-bit types, so maddubs takes it directly and the
+// offset is taken off once per block as kOff * sum(qx)). X holds qx as [0..15 | 0..15] (xl),
+// [16..31 | 16..31] (xh) and [0..31] (x32).
+struct XBlock {
+  __m256i xl, xh, x32;
+};
+
+// Low and high nibbles of 16 bytes of row a and 16 of row b: [a 0..15 | b 0..15] and
+// [a 16..31 | b 16..31] in element order.
+WKV_AVX2 inline void nibble_pair(const uint8_t* a, const uint8_t* b, __m256i& lo, __m256i& hi) {
+  const __m256i raw = _mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a))),
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), 1);
+  const __m256i m = _mm256_set1_epi8(0x0f);
+  lo = _mm256_and_si256(raw, m);
+  hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m);
+}
+
+// sum of u * qx for unsigned levels split as above (|u| <= 31: each int16 pair sum <= 7874, two
+// of them <= 15748, no saturation).
+WKV_AVX2 inline __m256i dot_pair(__m256i lo, __m256i hi, const XBlock& x) {
+  const __m256i p =
+      _mm256_add_epi16(_mm256_maddubs_epi16(lo, x.xl), _mm256_maddubs_epi16(hi, x.xh));
+  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+// The fifth bits of rows a and b (qh: 32 bits per block, bit j for element j), as 0x10 bytes
+// in the [a 0..15 | b 0..15] and [a 16..31 | b 16..31] orders.
+WKV_AVX2 inline void high_bits_pair(const uint8_t* qa, const uint8_t* qb, __m256i& lo,
+                                    __m256i& hi) {
+  uint32_t ha, hb;
+  std::memcpy(&ha, qa, 4);
+  std::memcpy(&hb, qb, 4);
+  const __m256i bit = _mm256_set1_epi8(0x10);
+  lo = _mm256_or_si256(lo, _mm256_and_si256(bits_to_bytes((ha & 0xffffu) | (hb << 16)), bit));
+  hi = _mm256_or_si256(hi, _mm256_and_si256(bits_to_bytes((ha >> 16) | (hb & 0xffff0000u)), bit));
+}
+
 struct Q8_0 {
   static constexpr size_t kBytes = sizeof(quant::BlockQ8_0);
   static constexpr bool kMin = false;
+  static constexpr int kOff = 0, kOffShift = 0;
   WKV_AVX2 static __m256i levels(const unsigned char* b) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
+  }
+  // Signed levels: |q| times sign-adjusted qx (|q| <= 128, |qx| <= 127: pairs <= 32512).
+  WKV_AVX2 static __m256i row(const unsigned char* w, const XBlock& x) {
+    const __m256i q = levels(w);
+    return _mm256_madd_epi16(
+        _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x.x32, q)),
+        _mm256_set1_epi16(1));
+  }
+  WKV_AVX2 static __m256i pair(const unsigned char* a, const unsigned char* b, const XBlock& x) {
+    // hadd gives [a a b b | a a b b] in 64-bit chunks; reorder to [a a a a | b b b b]
+    return _mm256_permute4x64_epi64(_mm256_hadd_epi32(row(a, x), row(b, x)), 0xD8);
   }
 };
 struct Q4_0 {
   static constexpr size_t kBytes = sizeof(quant::BlockQ4_0);
   static constexpr bool kMin = false;
+  static constexpr int kOff = 8, kOffShift = 3;
   WKV_AVX2 static __m256i levels(const unsigned char* b) {
     return _mm256_sub_epi8(nibbles(b + 2), _mm256_set1_epi8(8));
+  }
+  WKV_AVX2 static __m256i pair(const unsigned char* a, const unsigned char* b, const XBlock& x) {
+    __m256i lo, hi;
+    nibble_pair(a + 2, b + 2, lo, hi);
+    return dot_pair(lo, hi, x);
   }
 };
 struct Q4_1 {
   static constexpr size_t kBytes = sizeof(quant::BlockQ4_1);
   static constexpr bool kMin = true;
+  static constexpr int kOff = 0, kOffShift = 0;
   WKV_AVX2 static __m256i levels(const unsigned char* b) { return nibbles(b + 4); }
+  WKV_AVX2 static __m256i pair(const unsigned char* a, const unsigned char* b, const XBlock& x) {
+    __m256i lo, hi;
+    nibble_pair(a + 4, b + 4, lo, hi);
+    return dot_pair(lo, hi, x);
+  }
 };
 struct Q5_0 {
   static constexpr size_t kBytes = sizeof(quant::BlockQ5_0);
   static constexpr bool kMin = false;
+  static constexpr int kOff = 16, kOffShift = 4;
   WKV_AVX2 static __m256i levels(const unsigned char* b) {
     uint32_t qh;
     std::memcpy(&qh, b + 2, 4);
     const __m256i hi = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
     return _mm256_sub_epi8(_mm256_or_si256(nibbles(b + 6), hi), _mm256_set1_epi8(16));
   }
+  WKV_AVX2 static __m256i pair(const unsigned char* a, const unsigned char* b, const XBlock& x) {
+    __m256i lo, hi;
+    nibble_pair(a + 6, b + 6, lo, hi);
+    high_bits_pair(a + 2, b + 2, lo, hi);
+    return dot_pair(lo, hi, x);
+  }
 };
 struct Q5_1 {
   static constexpr size_t kBytes = sizeof(quant::BlockQ5_1);
   static constexpr bool kMin = true;
+  static constexpr int kOff = 0, kOffShift = 0;
   WKV_AVX2 static __m256i levels(const unsigned char* b) {
     uint32_t qh;
     std::memcpy(&qh, b + 4, 4);
     const __m256i hi = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
     return _mm256_or_si256(nibbles(b + 8), hi);
+  }
+  WKV_AVX2 static __m256i pair(const unsigned char* a, const unsigned char* b, const XBlock& x) {
+    __m256i lo, hi;
+    nibble_pair(a + 8, b + 8, lo, hi);
+    high_bits_pair(a + 4, b + 4, lo, hi);
+    return dot_pair(lo, hi, x);
   }
 };
 
@@ -293,6 +376,12 @@ WKV_AVX2 inline void dequant_row(const unsigned char* w, float* out, size_t nb) 
 struct QuantX {
   std::vector<int8_t> q;
   std::vector<float> d, sum;
+  // For the two-blocks-per-vector kernels: qx of blocks b, b + 1 (b even) as
+  // [lo16 b | lo16 b+1 | hi16 b | hi16 b+1]; d_x as [d_b x4 | d_b+1 x4]; and per block the 4
+  // lane sums of qx that a madd lane covers (lane j: elements 4j..4j+3 and 16+4j..16+4j+3).
+  std::vector<int8_t> qp;
+  std::vector<float> d4;
+  std::vector<int32_t> isum4;
 };
 
 WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
@@ -300,14 +389,18 @@ WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
     out.q.resize(nb * 32);
     out.d.resize(nb);
     out.sum.resize(nb);
+    out.qp.resize((nb + 1) / 2 * 64);
+    out.d4.resize(nb * 4);
+    out.isum4.resize(nb * 4);
   }
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (size_t b = 0; b < nb; ++b, x += 32) {
     __m256 v[4] = {_mm256_loadu_ps(x), _mm256_loadu_ps(x + 8), _mm256_loadu_ps(x + 16),
                    _mm256_loadu_ps(x + 24)};
-    __m256 amax = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
-                                _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+    __m256 amax =
+        _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                      _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
@@ -321,25 +414,85 @@ WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
     const __m256i p01 = _mm256_packs_epi32(i[0], i[1]), p23 = _mm256_packs_epi32(i[2], i[3]);
     const __m256i q = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q.data() + b * 32), q);
+    // pair layout: block b's low 16 at byte 0 (b even) or 16 (b odd) of its pair, high 16 at 32/48
+    int8_t* pp = out.qp.data() + (b & ~size_t{1}) * 32 + (b & 1) * 16;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pp), _mm256_castsi256_si128(q));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pp + 32), _mm256_extracti128_si256(q, 1));
+    _mm_storeu_ps(out.d4.data() + 4 * b, _mm_set1_ps(d));
+    const __m256i l4 =
+        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out.isum4.data() + 4 * b),
+                     _mm_add_epi32(_mm256_castsi256_si128(l4), _mm256_extracti128_si256(l4, 1)));
   }
 }
 
-// One row times the q8-quantized token: integer dot products per block (|levels| times
-// sign-adjusted qx, pairwise to int16, then int32), scaled by d_w * d_x in fp32.
+// One row times the q8-quantized token.
+//   q8_0 (signed levels, memory-bound): per block |q| times sign-adjusted qx, pairwise to
+//     int16 then int32, scaled by d_w * d_x into 8 fp32 lanes.
+//   4/5-bit types (compute-bound): two blocks per vector (Q::pair on blocks b and b + 1: the
+//     low nibbles of both in one register, the high in another), so each instruction serves
+//     64 weights; 8 int32 lanes (4 per block), the offset kOff * sum(qx) taken off per lane in
+//     integers, converted once and scaled by [d_b d_x,b x4 | d_b+1 d_x,b+1 x4].
+// Either way a row is summed by the same code wherever a thread's range starts, so a thread
+// split never changes a bit.
 template <class Q>
 WKV_AVX2 inline float row_dot_q8(const unsigned char* w, const QuantX& xq, size_t nb) {
   __m256 acc = _mm256_setzero_ps();
   float accm = 0.0f;
-  const __m256i ones = _mm256_set1_epi16(1);
-  for (size_t b = 0; b < nb; ++b, w += Q::kBytes) {
-    const __m256i qw = Q::levels(w);
-    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.q.data() + b * 32));
-    const __m256i dot16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
-    const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, ones));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * xq.d[b]), f, acc);
+  if constexpr (Q::kOff == 0 && !Q::kMin) {  // q8_0
+    for (size_t b = 0; b < nb; ++b, w += Q::kBytes) {
+      const XBlock x{_mm256_setzero_si256(), _mm256_setzero_si256(),
+                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.q.data() + b * 32))};
+      const __m256 f = _mm256_cvtepi32_ps(Q::row(w, x));
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * xq.d[b]), f, acc);
+    }
+    return hsum(acc);
+  }
+  size_t b = 0;
+  for (; b + 2 <= nb; b += 2, w += 2 * Q::kBytes) {
+    const int8_t* xp = xq.qp.data() + b * 32;
+    const XBlock x{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp)),
+                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + 32)),
+                   _mm256_setzero_si256()};
+    __m256i i = Q::pair(w, w + Q::kBytes, x);
+    if constexpr (Q::kOff != 0)
+      i = _mm256_sub_epi32(
+          i, _mm256_slli_epi32(
+                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.isum4.data() + b * 4)),
+                 Q::kOffShift));
+    // the two fp16 scales (with the next 2 bytes each) -> [d_b x4 | d_b+1 x4]
+    int32_t da, db;
+    std::memcpy(&da, w, 4);
+    std::memcpy(&db, w + Q::kBytes, 4);
+    const __m256 d2 =
+        _mm256_castps128_ps256(_mm_cvtph_ps(_mm_insert_epi32(_mm_cvtsi32_si128(da), db, 1)));
+    const __m256 d = _mm256_permutevar8x32_ps(d2, _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2));
+    const __m256 s = _mm256_mul_ps(d, _mm256_loadu_ps(xq.d4.data() + b * 4));
+    acc = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(i), acc);
+    if constexpr (Q::kMin) {
+      accm += half(w + 2) * xq.sum[b];
+      accm += half(w + Q::kBytes + 2) * xq.sum[b + 1];
+    }
+  }
+  __m128 acc4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  if (b < nb) {  // an odd last block: the same block in both halves, lanes 0-3 kept
+    const int8_t* q = xq.q.data() + b * 32;
+    const XBlock x{
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))),
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16))),
+        _mm256_setzero_si256()};
+    __m128i i = _mm256_castsi256_si128(Q::pair(w, w, x));
+    if constexpr (Q::kOff != 0)
+      i = _mm_sub_epi32(
+          i,
+          _mm_slli_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xq.isum4.data() + b * 4)),
+                         Q::kOffShift));
+    acc4 = _mm_fmadd_ps(_mm_set1_ps(half(w) * xq.d[b]), _mm_cvtepi32_ps(i), acc4);
     if constexpr (Q::kMin) accm += half(w + 2) * xq.sum[b];
   }
-  return hsum(acc) + accm;
+  acc4 = _mm_add_ps(acc4, _mm_movehl_ps(acc4, acc4));
+  acc4 = _mm_add_ss(acc4, _mm_shuffle_ps(acc4, acc4, 1));
+  return _mm_cvtss_f32(acc4) + accm;
 }
 
 float* row_buffer(size_t n) {
@@ -353,9 +506,9 @@ float* row_buffer(size_t n) {
 // for T > 1 a few rows at a time are dequantized into a per-thread fp32 buffer (grown once,
 // then reused), which serves every token of a token block.
 template <class XQ, class Quantize, class Dot, class Dequant>
-WKV_AVX2 inline void rows_quantized(const void* W, size_t rb, const float* X, float* Y,
-                                    size_t rows, size_t cols, size_t T, size_t r0, size_t r1,
-                                    Quantize quantize, Dot dot, Dequant dequant) {
+WKV_AVX2 inline void rows_quantized(const void* W, size_t rb, const float* X, float* Y, size_t rows,
+                                    size_t cols, size_t T, size_t r0, size_t r1, Quantize quantize,
+                                    Dot dot, Dequant dequant) {
   const unsigned char* base = static_cast<const unsigned char*>(W);
   if (T == 1) {
     thread_local XQ xq;
@@ -500,8 +653,7 @@ WKV_AVX2 inline void dequant_row_k(const unsigned char* w, float* out, size_t ns
       for (int k = 0; k < 4; ++k) {
         const int h = 2 * j + k / 2;
         const __m256 s = _mm256_set1_ps(g.d * static_cast<float>(g.sc[h]));
-        const __m256 m =
-            _mm256_set1_ps(K::kMin ? g.dmin * static_cast<float>(g.m[h]) : 0.0f);
+        const __m256 m = _mm256_set1_ps(K::kMin ? g.dmin * static_cast<float>(g.m[h]) : 0.0f);
         _mm256_storeu_ps(out + 32 * j + 8 * k, _mm256_fmsub_ps(f[k], s, m));
       }
     }
@@ -526,7 +678,8 @@ WKV_AVX2 inline void quantize_xk(const float* x, size_t nsb, QuantXK& out) {
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (size_t b = 0; b < nsb; ++b, x += 256) {
     __m256 amax = _mm256_setzero_ps();
-    for (int k = 0; k < 32; ++k) amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)));
+    for (int k = 0; k < 32; ++k)
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)));
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
@@ -569,16 +722,19 @@ WKV_AVX2 inline float row_dot_k(const unsigned char* w, const QuantXK& xq, size_
     for (int j = 0; j < 8; ++j) {
       const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + 32 * j));
       const __m256i p16 = _mm256_maddubs_epi16(g.u[j], x);  // pairs: |sum| <= 2*63*127
-      const __m256i sc = _mm256_setr_m128i(_mm_set1_epi16(g.sc[2 * j]), _mm_set1_epi16(g.sc[2 * j + 1]));
+      const __m256i sc =
+          _mm256_setr_m128i(_mm_set1_epi16(g.sc[2 * j]), _mm_set1_epi16(g.sc[2 * j + 1]));
       sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, sc));
     }
     const float dx = xq.d[b];
     acc = _mm256_fmadd_ps(_mm256_set1_ps(g.d * dx), _mm256_cvtepi32_ps(sumi), acc);
     // The min (or offset) term: sum over the 16-value parts of coef * sum(qx).
-    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.bsum.data() + 16 * b));
+    const __m256i bs =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.bsum.data() + 16 * b));
     const __m256i coef = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(K::kMin ? g.m : g.sc));
     const int corr = hsum_epi32(_mm256_madd_epi16(bs, coef));
-    corr_acc += (K::kMin ? g.dmin * dx : g.d * dx * static_cast<float>(K::kOff)) * static_cast<float>(corr);
+    corr_acc +=
+        (K::kMin ? g.dmin * dx : g.d * dx * static_cast<float>(K::kOff)) * static_cast<float>(corr);
   }
   return hsum(acc) - corr_acc;
 }
@@ -604,10 +760,10 @@ WKV_AVX2 void matmul_bf16(const unsigned short* W, const float* X, float* Y, siz
   rows_plain<BF16>(W, X, Y, rows, cols, T, 0, rows);
 }
 
-#define WKV_ROWS(fn, impl)                                                                   \
-  void fn(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,     \
-          size_t r0, size_t r1) {                                                          \
-    impl(W, X, Y, rows, cols, T, r0, r1);                                                  \
+#define WKV_ROWS(fn, impl)                                                                        \
+  void fn(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t r0, \
+          size_t r1) {                                                                            \
+    impl(W, X, Y, rows, cols, T, r0, r1);                                                         \
   }
 WKV_ROWS(rows_f32, rows_plain<F32>)
 WKV_ROWS(rows_bf16, rows_plain<BF16>)
