@@ -281,14 +281,27 @@ WKV_AVX2 inline __m256i dot_pair(__m256i lo, __m256i hi, const XBlock& x) {
 
 // The fifth bits of rows a and b (qh: 32 bits per block, bit j for element j), as 0x10 bytes
 // in the [a 0..15 | b 0..15] and [a 16..31 | b 16..31] orders.
+// `bit` in byte k where the bit selected by mask byte k of byte src[k] of v is set.
+WKV_AVX2 inline __m256i spread_bits(__m256i v, __m256i src, __m256i mask, __m256i bit) {
+  const __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(v, src), mask);
+  return _mm256_and_si256(_mm256_cmpeq_epi8(b, mask), bit);
+}
+
 WKV_AVX2 inline void high_bits_pair(const uint8_t* qa, const uint8_t* qb, __m256i& lo,
                                     __m256i& hi) {
   uint32_t ha, hb;
   std::memcpy(&ha, qa, 4);
   std::memcpy(&hb, qb, 4);
+  // both words in every 64-bit lane; byte k of the result takes the byte of qh holding its bit
+  const __m256i v = _mm256_set1_epi64x(static_cast<long long>(ha | uint64_t{hb} << 32));
+  const __m256i src_lo = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 4, 4, 4,
+                                          4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5);
+  const __m256i src_hi = _mm256_add_epi8(src_lo, _mm256_set1_epi8(2));
+  const __m256i mask = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
   const __m256i bit = _mm256_set1_epi8(0x10);
-  lo = _mm256_or_si256(lo, _mm256_and_si256(bits_to_bytes((ha & 0xffffu) | (hb << 16)), bit));
-  hi = _mm256_or_si256(hi, _mm256_and_si256(bits_to_bytes((ha >> 16) | (hb & 0xffff0000u)), bit));
+
+  lo = _mm256_or_si256(lo, spread_bits(v, src_lo, mask, bit));
+  hi = _mm256_or_si256(hi, spread_bits(v, src_hi, mask, bit));
 }
 
 struct Q8_0 {
