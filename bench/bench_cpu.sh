@@ -44,7 +44,8 @@ for size in $sizes; do
     for t in $threads; do
       j=$("$wkv" bench -m "$model" --prompt "$prompt" --gen "$gen" --threads "$t" --json)
       echo "$j" >> "$dir/all.jsonl"
-      echo "$j" | jq -r --arg m "${L}x${C}" '"| \($m) | \(.dtype) | \(.threads) | \(.prompt_tok_s*10|round/10) | \(.prompt_fraction*100|round)% of \(.prompt_ceiling_tok_s|round) | \(.gen_tok_s*10|round/10) | \(.gen_fraction*100|round)% of \(.gen_ceiling_tok_s*10|round/10) | \(.bandwidth_gb_s*100|round/100) | \(.gemm_gflop_s*10|round/10) | \(.peak_rss_mb|round) |"'
+      # the requested name: a preset such as q4_k_m reports its matrices' type as .dtype
+      echo "$j" | jq -r --arg m "${L}x${C}" --arg d "$dtype" '"| \($m) | \($d) | \(.threads) | \(.prompt_tok_s*10|round/10) | \(.prompt_fraction*100|round)% of \(.prompt_ceiling_tok_s|round) | \(.gen_tok_s*10|round/10) | \(.gen_fraction*100|round)% of \(.gen_ceiling_tok_s*10|round/10) | \(.bandwidth_gb_s*100|round/100) | \(.gemm_gflop_s*10|round/10) | \(.peak_rss_mb|round) |"'
     done
     # quantized models are re-created per dtype; keep the disk use small
     [ "${model##*.}" = gguf ] && rm -f "$model"
