@@ -751,6 +751,27 @@ WKV_AVX2 inline int hsum_epi32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
+// sumi plus the dot of 32 unsigned levels u with qx[32 g .. 32 g + 32), elements 0-15 scaled by
+// int16 element 2g of sc16 and 16-31 by 2g + 1 (a dword broadcast, then an in-lane shuffle).
+WKV_AVX2 inline __m256i scaled_dot32(__m256i sumi, __m256i u, const int8_t* qx, __m256i sc16,
+                                     int g) {
+  const __m256i halves = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2,
+                                          3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + 32 * g));
+  const __m256i sc =
+      _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(g)), halves);
+  return _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), sc));
+}
+
+// The end of a super-block: acc += d dx * float(sumi); returns the integer min/offset sum,
+// sum over the 16-value parts of coef * sum(qx part).
+WKV_AVX2 inline int finish_superblock(__m256& acc, float d_dx, __m256i sumi, const QuantXK& xq,
+                                      size_t b, __m256i coef) {
+  acc = _mm256_fmadd_ps(_mm256_set1_ps(d_dx), _mm256_cvtepi32_ps(sumi), acc);
+  const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.bsum.data() + 16 * b));
+  return hsum_epi32(_mm256_madd_epi16(bs, coef));
+}
+
 // q4_k / q5_k at one token, without the generic unpack: the 8 six-bit scales and mins come
 // out of the 12 packed bytes with three 32-bit word operations each (bytes j of the words
 // a, b, c = packed[0..3], [4..7], [8..11]: sc[0..3] = a & 63, m[0..3] = b & 63,
@@ -808,14 +829,11 @@ WKV_AVX2 inline float row_dot_q45k(const unsigned char* w, const QuantXK& xq, si
       sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(u1, x1), s1));
     }
     const float dx = xq.d[b];
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(d16) * dx), _mm256_cvtepi32_ps(sumi), acc);
     // mins: each of the 8 applies to two 16-sums of qx
     const __m128i m8 =
         _mm_insert_epi32(_mm_cvtsi32_si128(static_cast<int>(m_lo)), static_cast<int>(m_hi), 1);
     const __m256i m16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(m8, dup));
-    const __m256i bs =
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.bsum.data() + 16 * b));
-    const int corr = hsum_epi32(_mm256_madd_epi16(bs, m16));
+    const int corr = finish_superblock(acc, _cvtsh_ss(d16) * dx, sumi, xq, b, m16);
     corr_acc += _cvtsh_ss(dm16) * dx * static_cast<float>(corr);
   }
   return hsum(acc) - corr_acc;
@@ -832,9 +850,6 @@ WKV_AVX2 inline float row_dot_q6k(const unsigned char* w, const QuantXK& xq, siz
   __m256 acc = _mm256_setzero_ps();
   float corr_acc = 0.0f;
   const __m256i low4 = _mm256_set1_epi8(0x0f), low2 = _mm256_set1_epi8(0x03);
-  // int16 elements 0 and 1 of a dword-broadcast register into the low and high 128-bit halves
-  const __m256i halves = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2,
-                                          3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
   for (size_t b = 0; b < nsb; ++b, w += kBytes) {
     uint16_t d16;
     std::memcpy(&d16, w + 208, 2);
@@ -852,20 +867,13 @@ WKV_AVX2 inline float row_dot_q6k(const unsigned char* w, const QuantXK& xq, siz
         const __m256i hi =
             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), low2), 4);
         const __m256i u = _mm256_or_si256(lo, hi);
-        const int g = 4 * h + k;
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + 32 * g));
-        const __m256i sc =
-            _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(g)), halves);
         // |pairs| <= 2 * 63 * 127, times |scale| <= 128, in pairs: within int32
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), sc));
+        sumi = scaled_dot32(sumi, u, qx, sc16, 4 * h + k);
       }
     }
     const float dx = xq.d[b];
     const float d = _cvtsh_ss(d16);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), _mm256_cvtepi32_ps(sumi), acc);
-    const __m256i bs =
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.bsum.data() + 16 * b));
-    const int corr = hsum_epi32(_mm256_madd_epi16(bs, sc16));
+    const int corr = finish_superblock(acc, d * dx, sumi, xq, b, sc16);
     corr_acc += d * dx * 32.0f * static_cast<float>(corr);
   }
   return hsum(acc) - corr_acc;
@@ -883,8 +891,6 @@ WKV_AVX2 inline float row_dot_q23k(const unsigned char* w, const QuantXK& xq, si
   __m256 acc = _mm256_setzero_ps();
   float corr_acc = 0.0f;
   const __m256i low2 = _mm256_set1_epi8(0x03);
-  const __m256i halves = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2,
-                                          3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
   for (size_t b = 0; b < nsb; ++b, w += kBytes) {
     uint16_t d16, dm16 = 0;
     std::memcpy(&d16, w + offsetof(B, d), 2);
@@ -922,19 +928,13 @@ WKV_AVX2 inline float row_dot_q23k(const unsigned char* w, const QuantXK& xq, si
           u = _mm256_or_si256(
               u, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, g), _mm256_set1_epi8(1)),
                                    2));
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + 32 * g));
-        const __m256i sc =
-            _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(g)), halves);
         // |pairs| <= 2 * 7 * 127, times |scale| <= 32
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), sc));
+        sumi = scaled_dot32(sumi, u, qx, sc16, g);
       }
     }
     const float dx = xq.d[b];
     const float d = _cvtsh_ss(d16);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), _mm256_cvtepi32_ps(sumi), acc);
-    const __m256i bs =
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.bsum.data() + 16 * b));
-    const int corr = hsum_epi32(_mm256_madd_epi16(bs, k3 ? sc16 : m16));
+    const int corr = finish_superblock(acc, d * dx, sumi, xq, b, k3 ? sc16 : m16);
     corr_acc += (k3 ? d * dx * 4.0f : _cvtsh_ss(dm16) * dx) * static_cast<float>(corr);
   }
   return hsum(acc) - corr_acc;
