@@ -44,8 +44,8 @@ void run(benchmark::State& state, const Table* t, DType dt) {
     state.SkipWithError("kernel table not available on this CPU");
     return;
   }
-  // {rows, T} is square; {rows, T, cols} is a tall matrix (the out-of-cache case: weights
-  // streamed from DRAM, as in generation with a real model).
+  // Args {rows, T, cols}; cols 0 means a square matrix. {65536, 1, 768} is the head's shape,
+  // out of cache: weights streamed from DRAM, as in generation with a real model.
   const size_t rows = static_cast<size_t>(state.range(0)), T = static_cast<size_t>(state.range(1));
   const size_t cols = state.range(2) > 0 ? static_cast<size_t>(state.range(2)) : rows;
   const auto W = make_weights(dt, rows, cols);

@@ -24,6 +24,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
@@ -254,10 +255,10 @@ WKV_AVX2 inline float half(const unsigned char* p) {
 // (for dequantization); and pair(), the one-token integer dot: for the blocks of two rows a and
 // b, 8 int32 lanes whose lanes 0-3 sum to sum_j u_a[j] * qx[j] and lanes 4-7 to the same for b
 // (u: the stored level, unsigned for the 4/5-bit types, so maddubs takes it directly and the
-// offset is taken off once per block as kOff * sum(qx)). X holds qx as [0..15 | 0..15] (xl),
-// [16..31 | 16..31] (xh) and [0..31] (x32).
+// offset is taken off once per block as kOff * sum(qx)). X holds qx as [0..15 | 0..15] (xl) and
+// [16..31 | 16..31] (xh). q8_0 (signed levels, memory-bound) has row() instead: one block.
 struct XBlock {
-  __m256i xl, xh, x32;
+  __m256i xl, xh;
 };
 
 // Low and high nibbles of 16 bytes of row a and 16 of row b: [a 0..15 | b 0..15] and
@@ -279,14 +280,14 @@ WKV_AVX2 inline __m256i dot_pair(__m256i lo, __m256i hi, const XBlock& x) {
   return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-// The fifth bits of rows a and b (qh: 32 bits per block, bit j for element j), as 0x10 bytes
-// in the [a 0..15 | b 0..15] and [a 16..31 | b 16..31] orders.
 // `bit` in byte k where the bit selected by mask byte k of byte src[k] of v is set.
 WKV_AVX2 inline __m256i spread_bits(__m256i v, __m256i src, __m256i mask, __m256i bit) {
   const __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(v, src), mask);
   return _mm256_and_si256(_mm256_cmpeq_epi8(b, mask), bit);
 }
 
+// The fifth bits of rows a and b (qh: 32 bits per block, bit j for element j), as 0x10 bytes
+// in the [a 0..15 | b 0..15] and [a 16..31 | b 16..31] orders.
 WKV_AVX2 inline void high_bits_pair(const uint8_t* qa, const uint8_t* qb, __m256i& lo,
                                     __m256i& hi) {
   uint32_t ha, hb;
@@ -307,26 +308,22 @@ WKV_AVX2 inline void high_bits_pair(const uint8_t* qa, const uint8_t* qb, __m256
 struct Q8_0 {
   static constexpr size_t kBytes = sizeof(quant::BlockQ8_0);
   static constexpr bool kMin = false;
-  static constexpr int kOff = 0, kOffShift = 0;
+  static constexpr int kOff = 0;
   WKV_AVX2 static __m256i levels(const unsigned char* b) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
   }
-  // Signed levels: |q| times sign-adjusted qx (|q| <= 128, |qx| <= 127: pairs <= 32512).
-  WKV_AVX2 static __m256i row(const unsigned char* w, const XBlock& x) {
+  // One block: |q| times sign-adjusted qx (|q| <= 128, |qx| <= 127: pairs <= 32512), 8 int32.
+  WKV_AVX2 static __m256i row(const unsigned char* w, const int8_t* qx) {
     const __m256i q = levels(w);
-    return _mm256_madd_epi16(
-        _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x.x32, q)),
-        _mm256_set1_epi16(1));
-  }
-  WKV_AVX2 static __m256i pair(const unsigned char* a, const unsigned char* b, const XBlock& x) {
-    // hadd gives [a a b b | a a b b] in 64-bit chunks; reorder to [a a a a | b b b b]
-    return _mm256_permute4x64_epi64(_mm256_hadd_epi32(row(a, x), row(b, x)), 0xD8);
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q)),
+                             _mm256_set1_epi16(1));
   }
 };
 struct Q4_0 {
   static constexpr size_t kBytes = sizeof(quant::BlockQ4_0);
   static constexpr bool kMin = false;
-  static constexpr int kOff = 8, kOffShift = 3;
+  static constexpr int kOff = 8;
   WKV_AVX2 static __m256i levels(const unsigned char* b) {
     return _mm256_sub_epi8(nibbles(b + 2), _mm256_set1_epi8(8));
   }
@@ -339,7 +336,7 @@ struct Q4_0 {
 struct Q4_1 {
   static constexpr size_t kBytes = sizeof(quant::BlockQ4_1);
   static constexpr bool kMin = true;
-  static constexpr int kOff = 0, kOffShift = 0;
+  static constexpr int kOff = 0;
   WKV_AVX2 static __m256i levels(const unsigned char* b) { return nibbles(b + 4); }
   WKV_AVX2 static __m256i pair(const unsigned char* a, const unsigned char* b, const XBlock& x) {
     __m256i lo, hi;
@@ -350,7 +347,7 @@ struct Q4_1 {
 struct Q5_0 {
   static constexpr size_t kBytes = sizeof(quant::BlockQ5_0);
   static constexpr bool kMin = false;
-  static constexpr int kOff = 16, kOffShift = 4;
+  static constexpr int kOff = 16;
   WKV_AVX2 static __m256i levels(const unsigned char* b) {
     uint32_t qh;
     std::memcpy(&qh, b + 2, 4);
@@ -367,7 +364,7 @@ struct Q5_0 {
 struct Q5_1 {
   static constexpr size_t kBytes = sizeof(quant::BlockQ5_1);
   static constexpr bool kMin = true;
-  static constexpr int kOff = 0, kOffShift = 0;
+  static constexpr int kOff = 0;
   WKV_AVX2 static __m256i levels(const unsigned char* b) {
     uint32_t qh;
     std::memcpy(&qh, b + 4, 4);
@@ -410,21 +407,22 @@ WKV_AVX2 inline void dequant_row(const unsigned char* w, float* out, size_t nb) 
 struct QuantX {
   std::vector<int8_t> q;
   std::vector<float> d, sum;
-  // For the two-blocks-per-vector kernels: qx of blocks b, b + 1 (b even) as
-  // [lo16 b | lo16 b+1 | hi16 b | hi16 b+1]; d_x as [d_b x4 | d_b+1 x4]; and per block the 4
-  // lane sums of qx that a madd lane covers (lane j: elements 4j..4j+3 and 16+4j..16+4j+3).
+  // Only for the two-blocks-per-vector kernels (kPairs): qx of blocks b, b + 1 (b even) as
+  // [lo16 b | lo16 b+1 | hi16 b | hi16 b+1], and per block the 4 lane sums of qx that a madd
+  // lane covers (lane j: elements 4j..4j+3 and 16+4j..16+4j+3).
   std::vector<int8_t> qp;
-  std::vector<float> d4;
   std::vector<int32_t> isum4;
 };
 
+template <bool kPairs>
 WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
   if (out.q.size() < nb * 32) {
     out.q.resize(nb * 32);
     out.d.resize(nb);
     out.sum.resize(nb);
+  }
+  if (kPairs && out.isum4.size() < nb * 4) {
     out.qp.resize((nb + 1) / 2 * 64);
-    out.d4.resize(nb * 4);
     out.isum4.resize(nb * 4);
   }
   const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -448,11 +446,11 @@ WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
     const __m256i p01 = _mm256_packs_epi32(i[0], i[1]), p23 = _mm256_packs_epi32(i[2], i[3]);
     const __m256i q = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q.data() + b * 32), q);
+    if constexpr (!kPairs) continue;
     // pair layout: block b's low 16 at byte 0 (b even) or 16 (b odd) of its pair, high 16 at 32/48
     int8_t* pp = out.qp.data() + (b & ~size_t{1}) * 32 + (b & 1) * 16;
     _mm_storeu_si128(reinterpret_cast<__m128i*>(pp), _mm256_castsi256_si128(q));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(pp + 32), _mm256_extracti128_si256(q, 1));
-    _mm_storeu_ps(out.d4.data() + 4 * b, _mm_set1_ps(d));
     const __m256i l4 =
         _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out.isum4.data() + 4 * b),
@@ -472,61 +470,63 @@ WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
 template <class Q>
 WKV_AVX2 inline float row_dot_q8(const unsigned char* w, const QuantX& xq, size_t nb) {
   __m256 acc = _mm256_setzero_ps();
-  float accm = 0.0f;
-  if constexpr (Q::kOff == 0 && !Q::kMin) {  // q8_0
+  if constexpr (std::is_same_v<Q, Q8_0>) {
     for (size_t b = 0; b < nb; ++b, w += Q::kBytes) {
-      const XBlock x{_mm256_setzero_si256(), _mm256_setzero_si256(),
-                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.q.data() + b * 32))};
-      const __m256 f = _mm256_cvtepi32_ps(Q::row(w, x));
+      const __m256 f = _mm256_cvtepi32_ps(Q::row(w, xq.q.data() + b * 32));
       acc = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * xq.d[b]), f, acc);
     }
     return hsum(acc);
-  }
-  size_t b = 0;
-  for (; b + 2 <= nb; b += 2, w += 2 * Q::kBytes) {
-    const int8_t* xp = xq.qp.data() + b * 32;
-    const XBlock x{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp)),
-                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + 32)),
-                   _mm256_setzero_si256()};
-    __m256i i = Q::pair(w, w + Q::kBytes, x);
-    if constexpr (Q::kOff != 0)
-      i = _mm256_sub_epi32(
-          i, _mm256_slli_epi32(
-                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.isum4.data() + b * 4)),
-                 Q::kOffShift));
-    // the two fp16 scales (with the next 2 bytes each) -> [d_b x4 | d_b+1 x4]
-    int32_t da, db;
-    std::memcpy(&da, w, 4);
-    std::memcpy(&db, w + Q::kBytes, 4);
-    const __m256 d2 =
-        _mm256_castps128_ps256(_mm_cvtph_ps(_mm_insert_epi32(_mm_cvtsi32_si128(da), db, 1)));
-    const __m256 d = _mm256_permutevar8x32_ps(d2, _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2));
-    const __m256 s = _mm256_mul_ps(d, _mm256_loadu_ps(xq.d4.data() + b * 4));
-    acc = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(i), acc);
-    if constexpr (Q::kMin) {
-      accm += half(w + 2) * xq.sum[b];
-      accm += half(w + Q::kBytes + 2) * xq.sum[b + 1];
+  } else {
+    static_assert((Q::kOff & (Q::kOff - 1)) == 0, "the offset is applied as a shift");
+    constexpr int kShift = Q::kOff ? std::countr_zero(static_cast<unsigned>(Q::kOff)) : 0;
+    float accm = 0.0f;
+    size_t b = 0;
+    for (; b + 2 <= nb; b += 2, w += 2 * Q::kBytes) {
+      const int8_t* xp = xq.qp.data() + b * 32;
+      const XBlock x{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp)),
+                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + 32))};
+      __m256i i = Q::pair(w, w + Q::kBytes, x);
+      if constexpr (Q::kOff != 0)
+        i = _mm256_sub_epi32(
+            i, _mm256_slli_epi32(
+                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.isum4.data() + b * 4)),
+                   kShift));
+      // the two fp16 scales (each with the next 2 bytes) times d_x of their blocks, then
+      // spread to [d_b d_x,b x4 | d_b+1 d_x,b+1 x4]
+      int32_t da, db;
+      std::memcpy(&da, w, 4);
+      std::memcpy(&db, w + Q::kBytes, 4);
+      const __m128 dw = _mm_cvtph_ps(_mm_insert_epi32(_mm_cvtsi32_si128(da), db, 1));
+      const __m128 dx2 =
+          _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xq.d.data() + b)));
+      const __m128 s2 = _mm_mul_ps(dw, _mm_unpacklo_ps(dx2, dx2));
+      const __m256 s = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s2),
+                                                _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2));
+      acc = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(i), acc);
+      if constexpr (Q::kMin) {
+        accm += half(w + 2) * xq.sum[b];
+        accm += half(w + Q::kBytes + 2) * xq.sum[b + 1];
+      }
     }
+    __m128 acc4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    if (b < nb) {  // an odd last block: the same block in both halves, lanes 0-3 kept
+      const int8_t* q = xq.q.data() + b * 32;
+      const XBlock x{
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))),
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)))};
+      __m128i i = _mm256_castsi256_si128(Q::pair(w, w, x));
+      if constexpr (Q::kOff != 0)
+        i = _mm_sub_epi32(
+            i, _mm_slli_epi32(
+                   _mm_loadu_si128(reinterpret_cast<const __m128i*>(xq.isum4.data() + b * 4)),
+                   kShift));
+      acc4 = _mm_fmadd_ps(_mm_set1_ps(half(w) * xq.d[b]), _mm_cvtepi32_ps(i), acc4);
+      if constexpr (Q::kMin) accm += half(w + 2) * xq.sum[b];
+    }
+    acc4 = _mm_add_ps(acc4, _mm_movehl_ps(acc4, acc4));
+    acc4 = _mm_add_ss(acc4, _mm_shuffle_ps(acc4, acc4, 1));
+    return _mm_cvtss_f32(acc4) + accm;
   }
-  __m128 acc4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  if (b < nb) {  // an odd last block: the same block in both halves, lanes 0-3 kept
-    const int8_t* q = xq.q.data() + b * 32;
-    const XBlock x{
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))),
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16))),
-        _mm256_setzero_si256()};
-    __m128i i = _mm256_castsi256_si128(Q::pair(w, w, x));
-    if constexpr (Q::kOff != 0)
-      i = _mm_sub_epi32(
-          i,
-          _mm_slli_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xq.isum4.data() + b * 4)),
-                         Q::kOffShift));
-    acc4 = _mm_fmadd_ps(_mm_set1_ps(half(w) * xq.d[b]), _mm_cvtepi32_ps(i), acc4);
-    if constexpr (Q::kMin) accm += half(w + 2) * xq.sum[b];
-  }
-  acc4 = _mm_add_ps(acc4, _mm_movehl_ps(acc4, acc4));
-  acc4 = _mm_add_ss(acc4, _mm_shuffle_ps(acc4, acc4, 1));
-  return _mm_cvtss_f32(acc4) + accm;
 }
 
 float* row_buffer(size_t n) {
@@ -569,7 +569,7 @@ WKV_AVX2 void rows_quant(const void* W, const float* X, float* Y, size_t rows, s
   const size_t nb = cols / 32;
   rows_quantized<QuantX>(
       W, nb * Q::kBytes, X, Y, rows, cols, T, r0, r1,
-      [nb](const float* x, QuantX& q) { quantize_x(x, nb, q); },
+      [nb](const float* x, QuantX& q) { quantize_x<!std::is_same_v<Q, Q8_0>>(x, nb, q); },
       [nb](const unsigned char* w, const QuantX& q) { return row_dot_q8<Q>(w, q, nb); },
       [nb](const unsigned char* w, float* out) { dequant_row<Q>(w, out, nb); });
 }
@@ -940,27 +940,15 @@ WKV_AVX2 inline float row_dot_q23k(const unsigned char* w, const QuantXK& xq, si
   return hsum(acc) - corr_acc;
 }
 
-template <class K>
+// K: the block layout (its unpack serves the T > 1 dequantization); Dot: its one-token dot.
+template <class K, float (*Dot)(const unsigned char*, const QuantXK&, size_t)>
 WKV_AVX2 void rows_kquant(const void* W, const float* X, float* Y, size_t rows, size_t cols,
                           size_t T, size_t r0, size_t r1) {
   const size_t nsb = cols / 256;
   rows_quantized<QuantXK>(
       W, nsb * K::kBytes, X, Y, rows, cols, T, r0, r1,
       [nsb](const float* x, QuantXK& q) { quantize_xk(x, nsb, q); },
-      [nsb](const unsigned char* w, const QuantXK& q) {
-        if constexpr (std::is_same_v<K, Q45K<false>>)
-          return row_dot_q45k<false>(w, q, nsb);
-        else if constexpr (std::is_same_v<K, Q45K<true>>)
-          return row_dot_q45k<true>(w, q, nsb);
-        else if constexpr (std::is_same_v<K, Q6K>)
-          return row_dot_q6k(w, q, nsb);
-        else if constexpr (std::is_same_v<K, Q3K>)
-          return row_dot_q23k<true>(w, q, nsb);
-        else if constexpr (std::is_same_v<K, Q2K>)
-          return row_dot_q23k<false>(w, q, nsb);
-        else
-          static_assert(sizeof(K) == 0, "no one-token dot for this k-quant");
-      },
+      [nsb](const unsigned char* w, const QuantXK& q) { return Dot(w, q, nsb); },
       [nsb](const unsigned char* w, float* out) { dequant_row_k<K>(w, out, nsb); });
 }
 }  // namespace
@@ -987,11 +975,11 @@ WKV_ROWS(rows_q4_0, rows_quant<Q4_0>)
 WKV_ROWS(rows_q4_1, rows_quant<Q4_1>)
 WKV_ROWS(rows_q5_0, rows_quant<Q5_0>)
 WKV_ROWS(rows_q5_1, rows_quant<Q5_1>)
-WKV_ROWS(rows_q2_k, rows_kquant<Q2K>)
-WKV_ROWS(rows_q3_k, rows_kquant<Q3K>)
-WKV_ROWS(rows_q4_k, rows_kquant<Q45K<false>>)
-WKV_ROWS(rows_q5_k, rows_kquant<Q45K<true>>)
-WKV_ROWS(rows_q6_k, rows_kquant<Q6K>)
+WKV_ROWS(rows_q2_k, (rows_kquant<Q2K, row_dot_q23k<false>>))
+WKV_ROWS(rows_q3_k, (rows_kquant<Q3K, row_dot_q23k<true>>))
+WKV_ROWS(rows_q4_k, (rows_kquant<Q45K<false>, row_dot_q45k<false>>))
+WKV_ROWS(rows_q5_k, (rows_kquant<Q45K<true>, row_dot_q45k<true>>))
+WKV_ROWS(rows_q6_k, (rows_kquant<Q6K, row_dot_q6k>))
 #undef WKV_ROWS
 
 // ---- WKV recurrences, vectorised along the state row ----
