@@ -49,6 +49,12 @@ struct HttpServer::Impl {
   httplib::Server http;
   std::atomic<bool> stopping{false};
   std::once_flag stop_once;
+  // Streamed responses not yet fully written: stop() waits for them, because httplib stops
+  // calling a chunked content provider once the server is stopping, which would cut the final
+  // chunks of a request the scheduler has already finished.
+  std::mutex streams_mu;
+  std::condition_variable streams_cv;
+  int open_streams = 0;
   std::atomic<uint64_t> next_id{1};
   std::mutex metrics_mu;
   std::map<std::string, uint64_t> requests;   // endpoint -> count
@@ -201,6 +207,10 @@ struct HttpServer::Impl {
     };
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
+    {
+      std::lock_guard l(streams_mu);
+      ++open_streams;
+    }
     res.set_chunked_content_provider(
         "text/event-stream",
         [this, ch, st, rid, chat, include_usage, chunk, choice](size_t, httplib::DataSink& sink) {
@@ -244,8 +254,11 @@ struct HttpServer::Impl {
           if (!text.empty() && !send(dump(chunk(json::array({choice(text, nullptr)}))))) return false;
           return true;
         },
-        [this, st, rid](bool) {
+        [this, st, rid](bool) {  // runs once the response is over, whatever ended it
           if (!st->finished) sched.cancel(rid);
+          std::lock_guard l(streams_mu);
+          --open_streams;
+          streams_cv.notify_all();
         });
   }
 
@@ -445,6 +458,12 @@ void HttpServer::stop() {
   std::call_once(impl_->stop_once, [this] {
     impl_->stopping = true;
     impl_->sched.drain();
+    {  // the streams of the drained requests finish writing (bounded: a client that stopped
+       // reading must not hold the shutdown forever)
+      std::unique_lock l(impl_->streams_mu);
+      impl_->streams_cv.wait_for(l, std::chrono::seconds(30),
+                                 [this] { return impl_->open_streams == 0; });
+    }
     impl_->http.stop();
   });
 }
