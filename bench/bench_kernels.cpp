@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/quant.hpp"
@@ -90,9 +91,11 @@ const struct {
 
 int register_all() {
   for (const auto& ty : kTypes) {
-    for (const char* level : {"ref", "avx2"}) {
-      const Table* t =
-          std::string(level) == "ref" ? &wkv::kernels::ref_table() : wkv::kernels::avx2_table();
+    const std::pair<const char*, const Table*> levels[] = {{"ref", &wkv::kernels::ref_table()},
+                                                           {"avx2", wkv::kernels::avx2_table()},
+                                                           {"avx512", wkv::kernels::avx512_table()},
+                                                           {"amx", wkv::kernels::amx_table()}};
+    for (const auto& [level, t] : levels) {
       const DType dt = ty.dt;
       benchmark::RegisterBenchmark((std::string("matmul/") + level + "/" + ty.name).c_str(),
                                    [t, dt](benchmark::State& s) { run(s, t, dt); })

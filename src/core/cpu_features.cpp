@@ -19,10 +19,11 @@ const CpuFeatures& cpu_features() {
     c.f16c = (cx >> 29) & 1u;
     c.avx512f = __builtin_cpu_supports("avx512f");
     c.avx512bw = __builtin_cpu_supports("avx512bw");
+    c.avx512vl = __builtin_cpu_supports("avx512vl");
     c.avx512vnni = __builtin_cpu_supports("avx512vnni");
     c.avx512bf16 = __builtin_cpu_supports("avx512bf16");
     // AMX: CPUID leaf 7 subleaf 0, EDX bits 22 (bf16), 24 (tile), 25 (int8). Using the tiles
-    // also needs the Linux arch_prctl(ARCH_REQ_XCOMP_PERM) permission; nothing uses them yet.
+    // also needs the Linux arch_prctl(ARCH_REQ_XCOMP_PERM) permission (kernels/cpu/amx.cpp).
     __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(cx), "=d"(d) : "a"(7), "c"(0));
     c.amx_bf16 = (d >> 22) & 1u;
     c.amx_tile = (d >> 24) & 1u;
@@ -46,6 +47,7 @@ std::string cpu_features_str() {
   add(f.f16c, "f16c");
   add(f.avx512f, "avx512f");
   add(f.avx512bw, "avx512bw");
+  add(f.avx512vl, "avx512vl");
   add(f.avx512vnni, "avx512vnni");
   add(f.avx512bf16, "avx512bf16");
   add(f.amx_tile, "amx-tile");

@@ -10,6 +10,7 @@
 #include "core/error.hpp"
 #include "core/thread_pool.hpp"
 #include "kernels/cpu/avx2.hpp"
+#include "kernels/cpu/avx512.hpp"
 #include "kernels/kernels.hpp"
 
 namespace wkv::kernels {
@@ -56,6 +57,30 @@ const Table kAvx2{
     .name = "avx2",
 };
 
+#define WKV_WIDE_TABLE(ns, label)                                                               \
+  Table {                                                                                       \
+    .matmul_f32 = avx2::matmul_f32, .matmul_bf16 = avx2::matmul_bf16, .rows_f32 = ns::rows_f32, \
+    .rows_bf16 = ns::rows_bf16, .rows_f16 = ns::rows_f16, .rows_q8_0 = ns::rows_q8_0,           \
+    .rows_q4_0 = ns::rows_q4_0, .rows_q4_1 = ns::rows_q4_1, .rows_q5_0 = ns::rows_q5_0,         \
+    .rows_q5_1 = ns::rows_q5_1, .rows_q2_k = ns::rows_q2_k, .rows_q3_k = ns::rows_q3_k,         \
+    .rows_q4_k = ns::rows_q4_k, .rows_q5_k = ns::rows_q5_k, .rows_q6_k = ns::rows_q6_k,         \
+    .wkv7_step = avx2::wkv7_step, .wkv5_step = avx2::wkv5_step, .name = label,                  \
+  }
+const Table kAvx512 = WKV_WIDE_TABLE(avx512, "avx512");
+const Table kAmx = [] {
+  Table t = WKV_WIDE_TABLE(amx, "amx");
+  t.pack_x = amx::pack_x;
+  t.rows_packed = amx::rows_packed;
+  t.packed_min_t = amx::kMinTokens;
+  return t;
+}();
+#undef WKV_WIDE_TABLE
+
+bool cpu_has_avx512() {
+  const CpuFeatures& f = cpu_features();
+  return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl;
+}
+
 bool cpu_has_avx2() {
   const CpuFeatures& f = cpu_features();
   return f.avx2 && f.fma && f.f16c;
@@ -64,20 +89,34 @@ bool cpu_has_avx2() {
 
 MatmulRows Table::rows_for(DType t) const {
   switch (t) {
-    case DType::f32: return rows_f32;
-    case DType::bf16: return rows_bf16;
-    case DType::f16: return rows_f16;
-    case DType::q8_0: return rows_q8_0;
-    case DType::q4_0: return rows_q4_0;
-    case DType::q4_1: return rows_q4_1;
-    case DType::q5_0: return rows_q5_0;
-    case DType::q5_1: return rows_q5_1;
-    case DType::q2_k: return rows_q2_k;
-    case DType::q3_k: return rows_q3_k;
-    case DType::q4_k: return rows_q4_k;
-    case DType::q5_k: return rows_q5_k;
-    case DType::q6_k: return rows_q6_k;
-    default: return nullptr;
+    case DType::f32:
+      return rows_f32;
+    case DType::bf16:
+      return rows_bf16;
+    case DType::f16:
+      return rows_f16;
+    case DType::q8_0:
+      return rows_q8_0;
+    case DType::q4_0:
+      return rows_q4_0;
+    case DType::q4_1:
+      return rows_q4_1;
+    case DType::q5_0:
+      return rows_q5_0;
+    case DType::q5_1:
+      return rows_q5_1;
+    case DType::q2_k:
+      return rows_q2_k;
+    case DType::q3_k:
+      return rows_q3_k;
+    case DType::q4_k:
+      return rows_q4_k;
+    case DType::q5_k:
+      return rows_q5_k;
+    case DType::q6_k:
+      return rows_q6_k;
+    default:
+      return nullptr;
   }
 }
 
@@ -86,12 +125,29 @@ bool matmul_supports(DType t) { return kRef.rows_for(t) != nullptr; }
 const Table& ref_table() { return kRef; }
 
 const Table* avx2_table() { return cpu_has_avx2() ? &kAvx2 : nullptr; }
+const Table* avx512_table() { return cpu_has_avx512() ? &kAvx512 : nullptr; }
+const Table* amx_table() { return cpu_has_avx512() && amx::os_permits() ? &kAmx : nullptr; }
+
+// The level used when WKV_KERNELS is unset. The avx512 and amx tables are built and tested
+// against the reference wherever the CPU has them, but no machine this project has run on yet
+// has either, so they are opt-in (WKV_KERNELS=avx512|amx) until they have passed there.
+constexpr const char* kDefaultCap = "avx2";
 
 const Table& table() {
-  static const Table& chosen = [] () -> const Table& {
+  static const Table& chosen = []() -> const Table& {
+    // Levels from the best down; WKV_KERNELS names the highest one allowed.
+    const Table* (*const levels[])() = {amx_table, avx512_table, avx2_table};
+    const char* const names[] = {"amx", "avx512", "avx2"};
     const char* force = std::getenv("WKV_KERNELS");
-    if (force && std::strcmp(force, "ref") == 0) return kRef;
-    if (const Table* t = avx2_table()) return *t;
+    bool known = force && std::strcmp(force, "ref") == 0;
+    for (const char* n : names) known = known || (force && std::strcmp(force, n) == 0);
+    const char* cap = known ? force : kDefaultCap;  // unset or unknown: the default
+    bool allowed = false;
+    for (size_t i = 0; i < 3; ++i) {
+      if (std::strcmp(cap, names[i]) == 0) allowed = true;
+      if (!allowed) continue;
+      if (const Table* t = levels[i]()) return *t;
+    }
     return kRef;
   }();
   return chosen;
@@ -162,23 +218,25 @@ void parallel_for(size_t n, const std::function<void(size_t)>& fn) {
   pool_locked().run(n, [&fn](size_t i) { fn(i); });
 }
 
-void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size_t cols,
-            size_t T) {
-  const MatmulRows fn = table().rows_for(wt);
-  WKV_ASSERT(fn != nullptr);
+namespace {
+// fn(r0, r1) over rows [0, rows), split across the pool when the product is large enough (on
+// the calling thread alone when it is small, the pool is busy with another caller's product,
+// or there is one thread).
+template <class Fn>
+void split_rows(size_t rows, size_t cols, size_t T, Fn&& fn) {
   if (rows * cols * T < kMinParallelMacs || rows < 2 * kRowAlign) {
-    fn(W, X, Y, rows, cols, T, 0, rows);
+    fn(size_t{0}, rows);
     return;
   }
   std::unique_lock<std::mutex> lock(g_pool_mu, std::try_to_lock);
   if (!lock.owns_lock()) {  // another thread's product holds the pool
-    fn(W, X, Y, rows, cols, T, 0, rows);
+    fn(size_t{0}, rows);
     return;
   }
   ThreadPool& pool = pool_locked();
   const size_t nt = pool.threads();
   if (nt == 1) {
-    fn(W, X, Y, rows, cols, T, 0, rows);
+    fn(size_t{0}, rows);
     return;
   }
   // About 4 tasks per thread (so a descheduled worker costs little), each a multiple of
@@ -189,8 +247,22 @@ void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size
   const size_t n = (rows + per - 1) / per;
   pool.run(n, [&](size_t i) {
     const size_t r0 = i * per, r1 = std::min(rows, r0 + per);
-    fn(W, X, Y, rows, cols, T, r0, r1);
+    fn(r0, r1);
   });
+}
+}  // namespace
+
+void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T) {
+  const Table& tab = table();
+  if (tab.rows_packed && T >= tab.packed_min_t) {
+    const void* xp = tab.pack_x(X, T, cols);
+    split_rows(rows, cols, T,
+               [&](size_t r0, size_t r1) { tab.rows_packed(wt, W, xp, Y, rows, cols, T, r0, r1); });
+    return;
+  }
+  const MatmulRows fn = tab.rows_for(wt);
+  WKV_ASSERT(fn != nullptr);
+  split_rows(rows, cols, T, [&](size_t r0, size_t r1) { fn(W, X, Y, rows, cols, T, r0, r1); });
 }
 
 }  // namespace wkv::kernels

@@ -26,21 +26,27 @@ using MatmulBF16 = void (*)(const unsigned short* W, const float* X, float* Y, s
 // across threads gives bit-identical results.
 using MatmulRows = void (*)(const void* W, const float* X, float* Y, size_t rows, size_t cols,
                             size_t T, size_t r0, size_t r1);
-using Wkv7Step = void (*)(float* S, const float* r, const float* w, const float* k,
-                          const float* v, const float* a, const float* b, float* y, size_t H,
-                          size_t N);
-using Wkv5Step = void (*)(float* S, const float* r, const float* w, const float* u,
-                          const float* k, const float* v, float* y, size_t H, size_t N);
+using Wkv7Step = void (*)(float* S, const float* r, const float* w, const float* k, const float* v,
+                          const float* a, const float* b, float* y, size_t H, size_t N);
+using Wkv5Step = void (*)(float* S, const float* r, const float* w, const float* u, const float* k,
+                          const float* v, float* y, size_t H, size_t N);
 
 struct Table {
-  MatmulF32 matmul_f32;    // whole matrices (kept for callers outside the model)
+  MatmulF32 matmul_f32;  // whole matrices (kept for callers outside the model)
   MatmulBF16 matmul_bf16;
   // Row-range kernels, one per weight dtype.
-  MatmulRows rows_f32, rows_bf16, rows_f16, rows_q8_0, rows_q4_0, rows_q4_1, rows_q5_0,
-      rows_q5_1, rows_q2_k, rows_q3_k, rows_q4_k, rows_q5_k, rows_q6_k;
+  MatmulRows rows_f32, rows_bf16, rows_f16, rows_q8_0, rows_q4_0, rows_q4_1, rows_q5_0, rows_q5_1,
+      rows_q2_k, rows_q3_k, rows_q4_k, rows_q5_k, rows_q6_k;
   Wkv7Step wkv7_step;
   Wkv5Step wkv5_step;
-  const char* name;  // "ref", "avx2"
+  const char* name;  // "ref", "avx2", "avx512", "amx"
+  // Optional two-step form for products over at least packed_min_t tokens: X converted once
+  // per product by pack_x (into the calling thread's buffer, read by all threads of that
+  // product), then rows split across threads as with the row kernels. Null where absent.
+  const void* (*pack_x)(const float* X, size_t T, size_t cols) = nullptr;
+  void (*rows_packed)(DType t, const void* W, const void* xp, float* Y, size_t rows, size_t cols,
+                      size_t T, size_t r0, size_t r1) = nullptr;
+  size_t packed_min_t = 0;
 
   // The row-range kernel for weights of dtype `t`, or nullptr if there is none.
   MatmulRows rows_for(DType t) const;
@@ -49,12 +55,15 @@ struct Table {
 // Weight dtypes the matmul kernels take (f32, bf16, f16 and every quantized type).
 bool matmul_supports(DType t);
 
-// The table for this CPU (chosen once). WKV_KERNELS=ref|avx2 forces a level (an unavailable
-// one falls back to the reference).
+// The table for this CPU (chosen once): the best level it has at or below the cap, from
+// amx > avx512 > avx2 > ref. WKV_KERNELS=ref|avx2|avx512|amx sets the cap; unset (or unknown)
+// it is avx2, as the avx512 and amx tables have not yet run on such a CPU (dispatch.cpp).
 const Table& table();
 const Table& ref_table();
-// SIMD tables compiled in and usable on this CPU (for tests against the reference).
+// SIMD tables compiled in and usable on this CPU, or nullptr (for tests against the reference).
 const Table* avx2_table();
+const Table* avx512_table();
+const Table* amx_table();
 
 namespace ref {
 void matmul_f32(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T);
@@ -64,8 +73,8 @@ void matmul_bf16(const unsigned short* W, const float* X, float* Y, size_t rows,
 // quant::dequantize_row does, then summed in block order).
 void matmul_f32_rows(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
                      size_t r0, size_t r1);
-void matmul_bf16_rows(const void* W, const float* X, float* Y, size_t rows, size_t cols,
-                      size_t T, size_t r0, size_t r1);
+void matmul_bf16_rows(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+                      size_t r0, size_t r1);
 void matmul_f16(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
                 size_t r0, size_t r1);
 void matmul_q8_0(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
@@ -125,8 +134,7 @@ void wkv5_step(float* S, const float* r, const float* w, const float* u, const f
 // Y[T, rows] = X[T, cols] * W^T for weights of dtype `wt` through the dispatch table, rows
 // split across the thread pool when the product is large enough. Bit-identical for any
 // thread count.
-void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size_t cols,
-            size_t T);
+void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T);
 
 // Threads used by matmul: 0 = $WKV_THREADS if set, else all cores available to the process.
 // Call it before running a model, not while one runs. Results do not depend on it.

@@ -89,20 +89,22 @@ TEST(MatmulAllTypes, ReferenceMatchesDequantizedProduct) {
 
 TEST(MatmulAllTypes, RowRangeWritesOnlyItsRows) {
   for (DType t : kAll) {
-    const size_t rows = 9, cols = dtype_info(t).block == 256 ? 256 : 64, T = 2;
+    const size_t rows = 9, cols = dtype_info(t).block == 256 ? 256 : 64;
     const auto W = encode(t, randn(rows * cols, 3), rows, cols);
-    const auto x = randn(T * cols, 4);
-    for (const Table* tab : {&ref_table(), avx2_table()}) {
+    for (const Table* tab : {&ref_table(), avx2_table(), avx512_table(), amx_table()}) {
       if (!tab) continue;
-      std::vector<float> y(T * rows, 42.0f);
-      tab->rows_for(t)(W.data(), x.data(), y.data(), rows, cols, T, 3, 7);
-      for (size_t tt = 0; tt < T; ++tt)
-        for (size_t o = 0; o < rows; ++o) {
-          if (o >= 3 && o < 7)
-            EXPECT_NE(y[tt * rows + o], 42.0f) << tab->name << " " << dtype_name(t);
-          else
-            EXPECT_EQ(y[tt * rows + o], 42.0f) << tab->name << " " << dtype_name(t);
-        }
+      for (size_t T : {2u, 20u}) {  // 20: the AMX tiles' path
+        const auto x = randn(T * cols, 4);
+        std::vector<float> y(T * rows, 42.0f);
+        tab->rows_for(t)(W.data(), x.data(), y.data(), rows, cols, T, 3, 7);
+        for (size_t tt = 0; tt < T; ++tt)
+          for (size_t o = 0; o < rows; ++o) {
+            if (o >= 3 && o < 7)
+              EXPECT_NE(y[tt * rows + o], 42.0f) << tab->name << " " << dtype_name(t);
+            else
+              EXPECT_EQ(y[tt * rows + o], 42.0f) << tab->name << " " << dtype_name(t);
+          }
+      }
     }
   }
 }
@@ -129,33 +131,69 @@ std::vector<float> q8_bound(DType t, const std::vector<unsigned char>& W,
   return out;
 }
 
-TEST(MatmulAllTypes, Avx2MatchesReferenceOnAwkwardShapes) {
-  const Table* simd = avx2_table();
-  if (!simd) GTEST_SKIP() << "CPU has no AVX2+FMA+F16C";
-  for (DType t : kAll) {
-    for (size_t rows : {1u, 3u, 7u, 16u, 37u}) {
-      for (size_t cols : cols_for(t)) {
-        for (size_t T : {1u, 2u, 3u, 4u, 5u, 17u, 64u}) {
-          if (rows * cols * T > 400000) continue;
-          const auto w = randn(rows * cols, static_cast<uint32_t>(rows * 131 + cols));
-          const auto x = randn(T * cols, static_cast<uint32_t>(T));
-          const auto W = encode(t, w, rows, cols);
-          std::vector<float> want(T * rows), got(T * rows, 1e30f);
-          ref_table().rows_for(t)(W.data(), x.data(), want.data(), rows, cols, T, 0, rows);
-          simd->rows_for(t)(W.data(), x.data(), got.data(), rows, cols, T, 0, rows);
-          // fp32 sums in another order: error ~ sqrt(cols) * eps * |w||x|; |w||x| ~ 1 here.
-          const float fp_tol = 2e-6f * static_cast<float>(cols) + 1e-5f;
-          if (T == 1 && dtype_is_quantized(t)) {
-            // Generation quantizes x to q8 per block: each product may be off by
-            // |w| * amax(x block) / 254.
-            const auto bound = q8_bound(t, W, x, rows, cols);
-            for (size_t o = 0; o < rows; ++o)
-              EXPECT_LE(std::fabs(got[o] - want[o]), bound[o] + fp_tol)
-                  << dtype_name(t) << " " << rows << "x" << cols << " o=" << o;
-            continue;
+// Per output (t, o): 2^-15 * sum_i |w_oi x_ti|, the error bound of the AMX kernels' split-bf16
+// products (amx.cpp), with w the dequantized weights.
+std::vector<float> split_bf16_bound(DType t, const std::vector<unsigned char>& W,
+                                    const std::vector<float>& x, size_t rows, size_t cols,
+                                    size_t T) {
+  std::vector<float> out(T * rows), w(cols);
+  for (size_t o = 0; o < rows; ++o) {
+    quant::dequantize_row(t, W.data() + o * dtype_bytes(t, cols), w.data(), cols);
+    for (size_t tt = 0; tt < T; ++tt) {
+      double m = 0;
+      for (size_t i = 0; i < cols; ++i)
+        m += std::fabs(static_cast<double>(w[i]) * x[tt * cols + i]);
+      out[tt * rows + o] = static_cast<float>(m * std::ldexp(1.0, -15));
+    }
+  }
+  return out;
+}
+
+std::vector<const Table*> simd_tables() {
+  std::vector<const Table*> out;
+  for (const Table* t : {avx2_table(), avx512_table(), amx_table()})
+    if (t) out.push_back(t);
+  return out;
+}
+
+TEST(MatmulAllTypes, SimdMatchesReferenceOnAwkwardShapes) {
+  const auto tables = simd_tables();
+  if (tables.empty()) GTEST_SKIP() << "CPU has no AVX2+FMA+F16C";
+  for (const Table* simd : tables) {
+    for (DType t : kAll) {
+      for (size_t rows : {1u, 3u, 7u, 16u, 37u}) {
+        for (size_t cols : cols_for(t)) {
+          for (size_t T : {1u, 2u, 3u, 4u, 5u, 8u, 17u, 33u, 64u}) {
+            if (rows * cols * T > 400000) continue;
+            const auto w = randn(rows * cols, static_cast<uint32_t>(rows * 131 + cols));
+            const auto x = randn(T * cols, static_cast<uint32_t>(T));
+            const auto W = encode(t, w, rows, cols);
+            std::vector<float> want(T * rows), got(T * rows, 1e30f);
+            ref_table().rows_for(t)(W.data(), x.data(), want.data(), rows, cols, T, 0, rows);
+            simd->rows_for(t)(W.data(), x.data(), got.data(), rows, cols, T, 0, rows);
+            // fp32 sums in another order: error ~ sqrt(cols) * eps * |w||x|; |w||x| ~ 1 here.
+            const float fp_tol = 2e-6f * static_cast<float>(cols) + 1e-5f;
+            if (T == 1 && dtype_is_quantized(t)) {
+              // Generation quantizes x to q8 per block: each product may be off by
+              // |w| * amax(x block) / 254.
+              const auto bound = q8_bound(t, W, x, rows, cols);
+              for (size_t o = 0; o < rows; ++o)
+                EXPECT_LE(std::fabs(got[o] - want[o]), bound[o] + fp_tol)
+                    << simd->name << " " << dtype_name(t) << " " << rows << "x" << cols
+                    << " o=" << o;
+              continue;
+            }
+            if (simd->packed_min_t && T >= simd->packed_min_t) {
+              const auto bound = split_bf16_bound(t, W, x, rows, cols, T);
+              for (size_t i = 0; i < got.size(); ++i)
+                EXPECT_LE(std::fabs(got[i] - want[i]), bound[i] + fp_tol)
+                    << simd->name << " " << dtype_name(t) << " " << rows << "x" << cols
+                    << " T=" << T << " at " << i;
+              continue;
+            }
+            EXPECT_LE(test::max_abs_diff(got, want), fp_tol)
+                << simd->name << " " << dtype_name(t) << " " << rows << "x" << cols << " T=" << T;
           }
-          EXPECT_LE(test::max_abs_diff(got, want), fp_tol)
-              << dtype_name(t) << " " << rows << "x" << cols << " T=" << T;
         }
       }
     }
@@ -168,7 +206,7 @@ TEST(MatmulAllTypes, ThreadCountDoesNotChangeABit) {
     // 256 columns: 8 blocks of 32 (an even count) or one k-quant super-block; 288: 9 blocks,
     // so the two-blocks-per-vector one-token kernels also take their odd-block path.
     for (size_t cols : {256u, 288u})
-      for (size_t T : {1u, 3u, 17u}) {
+      for (size_t T : {1u, 3u, 17u, 40u}) {  // 40: AMX's odd last block of 16 tokens
         if (cols % dtype_info(t).block != 0) continue;
         const size_t rows = 203;
         const auto W = encode(t, randn(rows * cols, 5), rows, cols);
@@ -188,44 +226,58 @@ TEST(MatmulAllTypes, ThreadCountDoesNotChangeABit) {
   set_threads(before);
 }
 
-TEST(Wkv, Avx2StepsMatchReference) {
-  const Table* simd = avx2_table();
-  if (!simd) GTEST_SKIP() << "CPU has no AVX2+FMA+F16C";
-  for (size_t N : {1u, 3u, 8u, 13u, 64u}) {
-    const size_t H = 3, C = H * N;
-    auto S0 = randn(H * N * N, 1);
-    const auto r = randn(C, 2), k = randn(C, 3), v = randn(C, 4), a = randn(C, 5), b = randn(C, 6),
-               u = randn(C, 7);
-    std::vector<float> w(C);
-    for (size_t i = 0; i < C; ++i) w[i] = 0.5f + 0.4f * std::tanh(u[i]);
-    for (int step = 0; step < 2; ++step) {
-      auto Sa = S0, Sb = S0;
-      std::vector<float> ya(C), yb(C);
-      if (step == 0) {
-        ref::wkv7_step(Sa.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(),
-                       ya.data(), H, N);
-        simd->wkv7_step(Sb.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(),
-                        yb.data(), H, N);
-      } else {
-        ref::wkv5_step(Sa.data(), r.data(), w.data(), u.data(), k.data(), v.data(), ya.data(), H,
-                       N);
-        simd->wkv5_step(Sb.data(), r.data(), w.data(), u.data(), k.data(), v.data(), yb.data(), H,
-                        N);
+TEST(Wkv, SimdStepsMatchReference) {
+  const auto tables = simd_tables();
+  if (tables.empty()) GTEST_SKIP() << "CPU has no AVX2+FMA+F16C";
+  for (const Table* simd : tables)
+    for (size_t N : {1u, 3u, 8u, 13u, 64u}) {
+      const size_t H = 3, C = H * N;
+      auto S0 = randn(H * N * N, 1);
+      const auto r = randn(C, 2), k = randn(C, 3), v = randn(C, 4), a = randn(C, 5),
+                 b = randn(C, 6), u = randn(C, 7);
+      std::vector<float> w(C);
+      for (size_t i = 0; i < C; ++i) w[i] = 0.5f + 0.4f * std::tanh(u[i]);
+      for (int step = 0; step < 2; ++step) {
+        auto Sa = S0, Sb = S0;
+        std::vector<float> ya(C), yb(C);
+        if (step == 0) {
+          ref::wkv7_step(Sa.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(),
+                         ya.data(), H, N);
+          simd->wkv7_step(Sb.data(), r.data(), w.data(), k.data(), v.data(), a.data(), b.data(),
+                          yb.data(), H, N);
+        } else {
+          ref::wkv5_step(Sa.data(), r.data(), w.data(), u.data(), k.data(), v.data(), ya.data(), H,
+                         N);
+          simd->wkv5_step(Sb.data(), r.data(), w.data(), u.data(), k.data(), v.data(), yb.data(), H,
+                          N);
+        }
+        const float tol = 1e-5f * static_cast<float>(N) + 1e-5f;
+        EXPECT_LE(test::max_abs_diff(ya, yb), tol * 4) << "wkv" << (step ? 5 : 7) << " N=" << N;
+        EXPECT_LE(test::max_abs_diff(Sa, Sb), tol) << "wkv" << (step ? 5 : 7) << " N=" << N;
       }
-      const float tol = 1e-5f * static_cast<float>(N) + 1e-5f;
-      EXPECT_LE(test::max_abs_diff(ya, yb), tol * 4) << "wkv" << (step ? 5 : 7) << " N=" << N;
-      EXPECT_LE(test::max_abs_diff(Sa, Sb), tol) << "wkv" << (step ? 5 : 7) << " N=" << N;
     }
-  }
 }
 
 TEST(Dispatch, ForcedLevelIsHonoured) {
+  // The chosen table is the best level this CPU has at or below WKV_KERNELS (unset or
+  // unknown: avx2, the default cap).
   const char* force = std::getenv("WKV_KERNELS");
-  if (force && std::string(force) == "ref") {
-    EXPECT_STREQ(table().name, "ref");
-  } else if (avx2_table()) {
-    EXPECT_STREQ(table().name, "avx2");
+  std::string cap = force ? force : "";
+  const std::vector<std::pair<std::string, const Table*>> levels = {
+      {"amx", amx_table()}, {"avx512", avx512_table()}, {"avx2", avx2_table()}};
+  bool known = cap == "ref";
+  for (const auto& level : levels) known = known || level.first == cap;
+  if (!known) cap = "avx2";
+  std::string want = "ref";
+  bool allowed = false;
+  for (const auto& [name, tab] : levels) {
+    if (name == cap) allowed = true;
+    if (allowed && tab) {
+      want = name;
+      break;
+    }
   }
+  EXPECT_EQ(std::string(table().name), want) << "WKV_KERNELS=" << cap;
 }
 
 }  // namespace

@@ -30,6 +30,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/error.hpp"
 #include "core/quant.hpp"
 #include "kernels/kernels.hpp"
 
@@ -981,6 +982,34 @@ WKV_ROWS(rows_q4_k, (rows_kquant<Q45K<false>, row_dot_q45k<false>>))
 WKV_ROWS(rows_q5_k, (rows_kquant<Q45K<true>, row_dot_q45k<true>>))
 WKV_ROWS(rows_q6_k, (rows_kquant<Q6K, row_dot_q6k>))
 #undef WKV_ROWS
+
+WKV_AVX2 void dequant_row(DType t, const void* row, float* out, size_t cols) {
+  const auto* w = static_cast<const unsigned char*>(row);
+  switch (t) {
+    case DType::q8_0:
+      return dequant_row<Q8_0>(w, out, cols / 32);
+    case DType::q4_0:
+      return dequant_row<Q4_0>(w, out, cols / 32);
+    case DType::q4_1:
+      return dequant_row<Q4_1>(w, out, cols / 32);
+    case DType::q5_0:
+      return dequant_row<Q5_0>(w, out, cols / 32);
+    case DType::q5_1:
+      return dequant_row<Q5_1>(w, out, cols / 32);
+    case DType::q2_k:
+      return dequant_row_k<Q2K>(w, out, cols / 256);
+    case DType::q3_k:
+      return dequant_row_k<Q3K>(w, out, cols / 256);
+    case DType::q4_k:
+      return dequant_row_k<Q45K<false>>(w, out, cols / 256);
+    case DType::q5_k:
+      return dequant_row_k<Q45K<true>>(w, out, cols / 256);
+    case DType::q6_k:
+      return dequant_row_k<Q6K>(w, out, cols / 256);
+    default:
+      WKV_ASSERT(false && "dequant_row: not a quantized dtype");
+  }
+}
 
 // ---- WKV recurrences, vectorised along the state row ----
 

@@ -4,14 +4,16 @@
 
 #include <cstddef>
 
+#include "core/dtype.hpp"
+
 namespace wkv::kernels::avx2 {
 
 void matmul_f32(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T);
 void matmul_bf16(const unsigned short* W, const float* X, float* Y, size_t rows, size_t cols,
                  size_t T);
-#define WKV_AVX2_ROWS(fn)                                                                   \
-  void fn(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,      \
-          size_t r0, size_t r1);
+#define WKV_AVX2_ROWS(fn)                                                                         \
+  void fn(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t r0, \
+          size_t r1);
 WKV_AVX2_ROWS(rows_f32)
 WKV_AVX2_ROWS(rows_bf16)
 WKV_AVX2_ROWS(rows_f16)
@@ -26,6 +28,9 @@ WKV_AVX2_ROWS(rows_q4_k)
 WKV_AVX2_ROWS(rows_q5_k)
 WKV_AVX2_ROWS(rows_q6_k)
 #undef WKV_AVX2_ROWS
+// One row of a quantized dtype dequantized to fp32 (cols a multiple of its block), exactly as
+// quant::dequantize_row; for the wider kernels' T > 1 paths.
+void dequant_row(DType t, const void* row, float* out, size_t cols);
 void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v,
                const float* a, const float* b, float* y, size_t H, size_t N);
 void wkv5_step(float* S, const float* r, const float* w, const float* u, const float* k,

@@ -1,0 +1,53 @@
+// AVX-512 kernels (cpu/avx512.cpp) and AMX-BF16 tile kernels (cpu/amx.cpp), compiled with
+// target attributes and chosen at run time; row-range signatures as in kernels.hpp.
+#pragma once
+
+#include <cstddef>
+
+#include "core/dtype.hpp"
+
+namespace wkv::kernels {
+
+#define WKV_SIMD_ROWS(fn)                                                                         \
+  void fn(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t r0, \
+          size_t r1);
+#define WKV_SIMD_ROWS_ALL  \
+  WKV_SIMD_ROWS(rows_f32)  \
+  WKV_SIMD_ROWS(rows_bf16) \
+  WKV_SIMD_ROWS(rows_f16)  \
+  WKV_SIMD_ROWS(rows_q8_0) \
+  WKV_SIMD_ROWS(rows_q4_0) \
+  WKV_SIMD_ROWS(rows_q4_1) \
+  WKV_SIMD_ROWS(rows_q5_0) \
+  WKV_SIMD_ROWS(rows_q5_1) \
+  WKV_SIMD_ROWS(rows_q2_k) \
+  WKV_SIMD_ROWS(rows_q3_k) \
+  WKV_SIMD_ROWS(rows_q4_k) \
+  WKV_SIMD_ROWS(rows_q5_k) \
+  WKV_SIMD_ROWS(rows_q6_k)
+
+// AVX-512F: T > 1 in fp32 with 16-wide FMAs (weights converted or dequantized to fp32);
+// T = 1 goes to the AVX2 one-token kernels, which are bound by memory, not by vector width.
+namespace avx512 {
+WKV_SIMD_ROWS_ALL
+}  // namespace avx512
+
+// AMX-BF16 (with AVX-512 BF16 for the conversions): T >= kMinTokens through the tiles, in the
+// split-bf16 form that keeps fp32-level accuracy (see amx.cpp); fewer tokens go to avx512.
+namespace amx {
+constexpr size_t kMinTokens = 8;
+// Whether the OS lets this process use the tiles (asks for the permission once).
+bool os_permits();
+// X [T, cols] converted once per product into the tiles' layout, in a buffer of the calling
+// thread (valid until that thread packs again); read by every thread of the product.
+const void* pack_x(const float* X, size_t T, size_t cols);
+// Rows [r0, r1) of Y = X W^T from a pack_x result (same contract as the row kernels).
+void rows_packed(DType t, const void* W, const void* xp, float* Y, size_t rows, size_t cols,
+                 size_t T, size_t r0, size_t r1);
+WKV_SIMD_ROWS_ALL
+}  // namespace amx
+
+#undef WKV_SIMD_ROWS_ALL
+#undef WKV_SIMD_ROWS
+
+}  // namespace wkv::kernels
