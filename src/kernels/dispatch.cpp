@@ -1,6 +1,7 @@
 // The dispatch table: filled once from the CPU's features (scalar reference as the fallback),
 // and the threaded matmul over it.
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -12,6 +13,7 @@
 #include "kernels/cpu/avx2.hpp"
 #include "kernels/cpu/avx512.hpp"
 #include "kernels/kernels.hpp"
+#include "kernels/solo_chooser.hpp"
 
 namespace wkv::kernels {
 
@@ -193,6 +195,7 @@ ThreadPool& pool_locked() {
 constexpr size_t kRowAlign = 16;
 // Below this many multiply-adds a product runs on the calling thread alone.
 constexpr size_t kMinParallelMacs = size_t{1} << 16;
+SoloChooser g_one_token_chooser;  // guarded by g_pool_mu
 }  // namespace
 
 void set_threads(size_t n) {
@@ -201,6 +204,7 @@ void set_threads(size_t n) {
   if (g_pool && g_pool->threads() == want) return;
   g_pool.reset();
   g_threads = want;
+  g_one_token_chooser = SoloChooser{};  // a new thread count is measured afresh
 }
 
 size_t threads() {
@@ -239,6 +243,19 @@ void split_rows(size_t rows, size_t cols, size_t T, Fn&& fn) {
     fn(size_t{0}, rows);
     return;
   }
+  // One-token products (generation) go solo while that measures faster (a busy core).
+  std::chrono::steady_clock::time_point start;
+  if (T == 1) {
+    if (g_one_token_chooser.solo()) {
+      start = std::chrono::steady_clock::now();
+      fn(size_t{0}, rows);
+      g_one_token_chooser.record(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+          static_cast<double>(rows * cols));
+      return;
+    }
+    start = std::chrono::steady_clock::now();
+  }
   // About 4 tasks per thread (so a descheduled worker costs little), each a multiple of
   // kRowAlign rows.
   const size_t blocks = (rows + kRowAlign - 1) / kRowAlign;
@@ -249,6 +266,10 @@ void split_rows(size_t rows, size_t cols, size_t T, Fn&& fn) {
     const size_t r0 = i * per, r1 = std::min(rows, r0 + per);
     fn(r0, r1);
   });
+  if (T == 1)
+    g_one_token_chooser.record(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+        static_cast<double>(rows * cols));
 }
 }  // namespace
 

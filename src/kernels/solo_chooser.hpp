@@ -1,0 +1,60 @@
+// Whether one-token products should use the thread pool or the calling thread alone, chosen
+// from measured speed. On an idle machine the pool wins (1.3-1.5x at 2 threads); when another
+// process holds a core, every product waits on whichever thread the OS has descheduled, and the
+// pool lost about 15 % against one thread here. So the chooser times products both ways in
+// turn and keeps the faster:
+//   probe-parallel (kEpochCalls products) -> probe-solo (kEpochCalls) -> run the faster
+//   (kRunEpochs x kEpochCalls) -> probe again,
+// comparing seconds per multiply-add summed over each epoch (an epoch spans many tokens, so
+// both probes see the same mix of matrices). Solo must be kSoloMargin faster to be chosen.
+// Probing costs about 1/(kRunEpochs + 2) of the time at the slower setting. Results never
+// depend on the choice (kernels give the same bits for any split).
+#pragma once
+
+#include <cstddef>
+
+namespace wkv::kernels {
+
+class SoloChooser {
+ public:
+  static constexpr size_t kEpochCalls =
+      2048;  // products per probe (~25 tokens of a 12-layer model)
+  static constexpr size_t kRunEpochs = 32;
+  static constexpr double kSoloMargin = 0.95;
+
+  // Whether the next product should run on the calling thread alone.
+  bool solo() const { return phase_ == Phase::kProbeSolo || (phase_ == Phase::kRun && run_solo_); }
+
+  // A product of `macs` multiply-adds took `seconds`, run as solo() said.
+  void record(double seconds, double macs) {
+    sec_ += seconds;
+    macs_ += macs;
+    if (++calls_ < kEpochCalls) return;
+    const double rate = macs_ > 0 ? sec_ / macs_ : 0.0;
+    calls_ = 0;
+    sec_ = macs_ = 0;
+    switch (phase_) {
+      case Phase::kProbeParallel:
+        parallel_rate_ = rate;
+        phase_ = Phase::kProbeSolo;
+        break;
+      case Phase::kProbeSolo:
+        run_solo_ = rate < parallel_rate_ * kSoloMargin;
+        phase_ = Phase::kRun;
+        epochs_ = 0;
+        break;
+      case Phase::kRun:
+        if (++epochs_ >= kRunEpochs) phase_ = Phase::kProbeParallel;
+        break;
+    }
+  }
+
+ private:
+  enum class Phase { kProbeParallel, kProbeSolo, kRun };
+  Phase phase_ = Phase::kProbeParallel;
+  bool run_solo_ = false;
+  size_t calls_ = 0, epochs_ = 0;
+  double sec_ = 0, macs_ = 0, parallel_rate_ = 0;
+};
+
+}  // namespace wkv::kernels

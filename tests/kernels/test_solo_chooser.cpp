@@ -1,0 +1,49 @@
+// SoloChooser: times one-token products in the pool and alone, keeps the faster, re-probes.
+#include <gtest/gtest.h>
+
+#include "kernels/solo_chooser.hpp"
+
+namespace wkv::kernels {
+namespace {
+
+// Feeds `epochs` epochs of products costing `parallel` or `solo` seconds per multiply-add as
+// the chooser asks, and returns how many products it ran solo.
+size_t drive(SoloChooser& c, size_t epochs, double parallel, double solo) {
+  size_t n_solo = 0;
+  for (size_t i = 0; i < epochs * SoloChooser::kEpochCalls; ++i) {
+    const bool s = c.solo();
+    n_solo += s;
+    c.record((s ? solo : parallel) * 1e6, 1e6);
+  }
+  return n_solo;
+}
+
+constexpr size_t kE = SoloChooser::kEpochCalls;
+
+TEST(SoloChooser, KeepsThePoolWhenItIsFaster) {
+  SoloChooser c;
+  EXPECT_FALSE(c.solo());  // starts by timing the pool
+  EXPECT_EQ(drive(c, 1, 1.0, 1.4), 0u);
+  EXPECT_EQ(drive(c, 1, 1.0, 1.4), kE);  // then one epoch alone
+  EXPECT_EQ(drive(c, SoloChooser::kRunEpochs, 1.0, 1.4), 0u);
+  // and probes again: one more solo epoch after the parallel probe
+  EXPECT_EQ(drive(c, 2, 1.0, 1.4), kE);
+}
+
+TEST(SoloChooser, GoesSoloWhenThePoolIsSlower) {
+  SoloChooser c;
+  drive(c, 2, 1.15, 1.0);  // the probes: pool 15 % slower (a busy core)
+  EXPECT_EQ(drive(c, SoloChooser::kRunEpochs, 1.15, 1.0), SoloChooser::kRunEpochs * kE);
+  // re-probing sees the core free again and returns to the pool
+  EXPECT_EQ(drive(c, 2, 0.7, 1.0), kE);
+  EXPECT_EQ(drive(c, SoloChooser::kRunEpochs, 0.7, 1.0), 0u);
+}
+
+TEST(SoloChooser, NeedsAClearMarginToLeaveThePool) {
+  SoloChooser c;
+  drive(c, 2, 1.02, 1.0);  // solo only 2 % faster: within the noise of the probes
+  EXPECT_EQ(drive(c, SoloChooser::kRunEpochs, 1.02, 1.0), 0u);
+}
+
+}  // namespace
+}  // namespace wkv::kernels
