@@ -300,6 +300,23 @@ void ModelV7::run_chunk(std::span<const BatchItem> items, const std::vector<Segm
     std::memcpy(want[j].dst, wk_.head_out.data() + j * V, V * sizeof(float));
 }
 
+// fn(t0, t1) over the rows [0, T) in blocks of a few tokens on the matmul thread pool. The
+// per-token work between the matrix products (norms, token shift, activations) would otherwise
+// run on one thread while the others wait; each row is computed by the same code either way.
+template <class Fn>
+void for_rows(size_t T, Fn&& fn) {
+  constexpr size_t kRowsPerTask = 8;
+  const size_t n = (T + kRowsPerTask - 1) / kRowsPerTask;
+  kernels::parallel_for(
+      n, [&](size_t b) { fn(b * kRowsPerTask, std::min(T, (b + 1) * kRowsPerTask)); });
+}
+// The same over the rows of each segment (for work that needs a row's predecessor).
+template <class Fn>
+void for_segment_rows(const std::vector<Segment>& segs, Fn&& fn) {
+  for (const Segment& sg : segs)
+    for_rows(sg.n, [&](size_t a, size_t b) { fn(sg, sg.row0 + a, sg.row0 + b); });
+}
+
 // x += Wo · ((GroupNorm(S·r) + bonus) ⊙ g), with S updated per token. Each segment's state
 // gives the previous token's ln1 output (`att.x_prev` [C]) for its first row and its WKV
 // matrix S [H, N, N]; both are updated.
@@ -307,11 +324,13 @@ void ModelV7::time_mix(const Layer& L, int li, size_t T, const std::vector<Segme
   const size_t C = hp_.n_embd, H = hp_.n_head, N = hp_.head_size;
   Work& W = wk_;
   // xx = ln1(x); token shift: previous row, or the state for the first token.
-  for (size_t t = 0; t < T; ++t)
-    kernels::layer_norm(W.x.data() + t * C, L.ln1_w.data(), L.ln1_b.data(), W.xx.data() + t * C, C,
-                        kLayerNormEps);
-  for (const Segment& sg : segs)
-    for (size_t t = sg.row0; t < sg.row0 + sg.n; ++t) {
+  for_rows(T, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t)
+      kernels::layer_norm(W.x.data() + t * C, L.ln1_w.data(), L.ln1_b.data(), W.xx.data() + t * C,
+                          C, kLayerNormEps);
+  });
+  for_segment_rows(segs, [&](const Segment& sg, size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) {
       const float* cur = W.xx.data() + t * C;
       const float* prev = t == sg.row0 ? sg.state->slot(3 * li) : W.xx.data() + (t - 1) * C;
       for (size_t c = 0; c < C; ++c) {
@@ -325,6 +344,7 @@ void ModelV7::time_mix(const Layer& L, int li, size_t T, const std::vector<Segme
         W.xg[o] = cur[c] + d * L.x_g[c];
       }
     }
+  });
   for (const Segment& sg : segs)
     std::memcpy(sg.state->slot(3 * li), W.xx.data() + (sg.row0 + sg.n - 1) * C, C * sizeof(float));
 
@@ -348,65 +368,81 @@ void ModelV7::time_mix(const Layer& L, int li, size_t T, const std::vector<Segme
     matmul(L.v2, W.hid.data(), W.lo.data(), T);
   }
 
-  for (size_t t = 0; t < T; ++t) {
-    float* w = W.w.data() + t * C;
-    float* k = W.k.data() + t * C;
-    float* v = W.v.data() + t * C;
-    float* a = W.a.data() + t * C;
-    float* kk = W.kk.data() + t * C;
-    float* vf = W.vfirst.data() + t * C;
-    for (size_t c = 0; c < C; ++c) {
-      w[c] = std::exp(kDecayScale * sigmoid(L.w0[c] + w[c]));
-      a[c] = sigmoid(L.a0[c] + a[c]);
-      kk[c] = k[c] * L.k_k[c];
-    }
-    // kk = L2-normalise per head
-    for (size_t h = 0; h < H; ++h) {
-      float ss = 0;
-      for (size_t j = 0; j < N; ++j) ss += kk[h * N + j] * kk[h * N + j];
-      const float inv = 1.0f / std::max(std::sqrt(ss), kL2NormEps);
-      for (size_t j = 0; j < N; ++j) kk[h * N + j] *= inv;
-    }
-    for (size_t c = 0; c < C; ++c) k[c] = k[c] * (1.0f + (a[c] - 1.0f) * L.k_a[c]);
-    if (li == 0) {
-      std::memcpy(vf, v, C * sizeof(float));
-    } else {
-      const float* gate = W.lo.data() + t * C;
-      for (size_t c = 0; c < C; ++c) v[c] = v[c] + (vf[c] - v[c]) * sigmoid(L.v0[c] + gate[c]);
-    }
-  }
-
-  // The recurrence, token by token. Kernel form: a_ = -kk, b_ = kk * a.
-  float* y = W.y.data();
-  for (const Segment& sg : segs)
-    for (size_t t = sg.row0; t < sg.row0 + sg.n; ++t) {
-      float* S = sg.state->slot(3 * li + 1);
-      const size_t o = t * C;
-      float* neg_kk = W.xr.data() + o;  // xr/xw are free now: reuse them for a_ and b_
-      float* kka = W.xw.data() + o;
+  // Per token: decay, in-context rate, normalised key, value residual, and the recurrence's
+  // a_ = -kk, b_ = kk * a (into xr/xw, free now).
+  for_rows(T, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) {
+      float* w = W.w.data() + t * C;
+      float* k = W.k.data() + t * C;
+      float* v = W.v.data() + t * C;
+      float* a = W.a.data() + t * C;
+      float* kk = W.kk.data() + t * C;
+      float* vf = W.vfirst.data() + t * C;
       for (size_t c = 0; c < C; ++c) {
-        neg_kk[c] = -W.kk[o + c];
-        kka[c] = W.kk[o + c] * W.a[o + c];
+        w[c] = std::exp(kDecayScale * sigmoid(L.w0[c] + w[c]));
+        a[c] = sigmoid(L.a0[c] + a[c]);
+        kk[c] = k[c] * L.k_k[c];
       }
-      kernels::wkv7_step(S, W.r.data() + o, W.w.data() + o, W.k.data() + o, W.v.data() + o, neg_kk,
-                         kka, y + o, H, N);
+      // kk = L2-normalise per head
+      for (size_t h = 0; h < H; ++h) {
+        float ss = 0;
+        for (size_t j = 0; j < N; ++j) ss += kk[h * N + j] * kk[h * N + j];
+        const float inv = 1.0f / std::max(std::sqrt(ss), kL2NormEps);
+        for (size_t j = 0; j < N; ++j) kk[h * N + j] *= inv;
+      }
+      for (size_t c = 0; c < C; ++c) k[c] = k[c] * (1.0f + (a[c] - 1.0f) * L.k_a[c]);
+      if (li == 0) {
+        std::memcpy(vf, v, C * sizeof(float));
+      } else {
+        const float* gate = W.lo.data() + t * C;
+        for (size_t c = 0; c < C; ++c) v[c] = v[c] + (vf[c] - v[c]) * sigmoid(L.v0[c] + gate[c]);
+      }
+      float* neg_kk = W.xr.data() + t * C;
+      float* kka = W.xw.data() + t * C;
+      for (size_t c = 0; c < C; ++c) {
+        neg_kk[c] = -kk[c];
+        kka[c] = kk[c] * a[c];
+      }
     }
+  });
+
+  // The recurrence, token by token within a segment; heads (and segments) are independent, so
+  // a chunk of several rows spreads them over the pool (one token alone is not worth the
+  // pool's hand-off: 5 % slower generation at 2 threads).
+  float* y = W.y.data();
+  const auto recur = [&](size_t i) {
+    const Segment& sg = segs[i / H];
+    const size_t h = i % H;
+    float* S = sg.state->slot(3 * li + 1) + h * N * N;
+    for (size_t t = sg.row0; t < sg.row0 + sg.n; ++t) {
+      const size_t o = t * C + h * N;
+      kernels::wkv7_step(S, W.r.data() + o, W.w.data() + o, W.k.data() + o, W.v.data() + o,
+                         W.xr.data() + o, W.xw.data() + o, y + o, 1, N);
+    }
+  };
+  if (T > 1) {
+    kernels::parallel_for(segs.size() * H, recur);
+  } else {
+    for (size_t i = 0; i < segs.size() * H; ++i) recur(i);
+  }
 
   // y = GroupNorm(y) + (sum_head r*k*r_k) * v; then (y * g) -> Wo
-  for (size_t t = 0; t < T; ++t) {
-    const size_t o = t * C;
-    float* yt = y + o;
-    kernels::group_norm(yt, L.lnx_w.data(), L.lnx_b.data(), yt, H, N, kGroupNormEps);
-    for (size_t h = 0; h < H; ++h) {
-      float s = 0;
-      for (size_t j = 0; j < N; ++j) {
-        const size_t c = h * N + j;
-        s += W.r[o + c] * W.k[o + c] * L.r_k[c];
+  for_rows(T, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) {
+      const size_t o = t * C;
+      float* yt = y + o;
+      kernels::group_norm(yt, L.lnx_w.data(), L.lnx_b.data(), yt, H, N, kGroupNormEps);
+      for (size_t h = 0; h < H; ++h) {
+        float s = 0;
+        for (size_t j = 0; j < N; ++j) {
+          const size_t c = h * N + j;
+          s += W.r[o + c] * W.k[o + c] * L.r_k[c];
+        }
+        for (size_t j = 0; j < N; ++j) yt[h * N + j] += s * W.v[o + h * N + j];
       }
-      for (size_t j = 0; j < N; ++j) yt[h * N + j] += s * W.v[o + h * N + j];
+      for (size_t c = 0; c < C; ++c) yt[c] *= W.g[o + c];
     }
-    for (size_t c = 0; c < C; ++c) yt[c] *= W.g[o + c];
-  }
+  });
   matmul(L.Wo, y, W.lo.data(), T);
   for (size_t i = 0; i < T * C; ++i) W.x[i] += W.lo[i];
 }
@@ -415,23 +451,28 @@ void ModelV7::time_mix(const Layer& L, int li, size_t T, const std::vector<Segme
 void ModelV7::channel_mix(const Layer& L, int li, size_t T, const std::vector<Segment>& segs) {
   const size_t C = hp_.n_embd, F = hp_.ffn_size;
   Work& W = wk_;
-  for (size_t t = 0; t < T; ++t)
-    kernels::layer_norm(W.x.data() + t * C, L.ln2_w.data(), L.ln2_b.data(), W.xx.data() + t * C, C,
-                        kLayerNormEps);
-  for (const Segment& sg : segs)
-    for (size_t t = sg.row0; t < sg.row0 + sg.n; ++t) {
+  for_rows(T, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t)
+      kernels::layer_norm(W.x.data() + t * C, L.ln2_w.data(), L.ln2_b.data(), W.xx.data() + t * C,
+                          C, kLayerNormEps);
+  });
+  for_segment_rows(segs, [&](const Segment& sg, size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) {
       const float* cur = W.xx.data() + t * C;
       const float* prev = t == sg.row0 ? sg.state->slot(3 * li + 2) : W.xx.data() + (t - 1) * C;
       for (size_t c = 0; c < C; ++c) W.xk[t * C + c] = cur[c] + (prev[c] - cur[c]) * L.ffn_x_k[c];
     }
+  });
   for (const Segment& sg : segs)
     std::memcpy(sg.state->slot(3 * li + 2), W.xx.data() + (sg.row0 + sg.n - 1) * C,
                 C * sizeof(float));
   matmul(L.ffn_k, W.xk.data(), W.ffn.data(), T);
-  for (size_t i = 0; i < T * F; ++i) {
-    const float h = std::max(W.ffn[i], 0.0f);
-    W.ffn[i] = h * h;
-  }
+  for_rows(T, [&](size_t t0, size_t t1) {
+    for (size_t i = t0 * F; i < t1 * F; ++i) {
+      const float h = std::max(W.ffn[i], 0.0f);
+      W.ffn[i] = h * h;
+    }
+  });
   matmul(L.ffn_v, W.ffn.data(), W.lo.data(), T);
   for (size_t i = 0; i < T * C; ++i) W.x[i] += W.lo[i];
 }
