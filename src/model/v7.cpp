@@ -307,6 +307,7 @@ template <class Fn>
 void for_rows(size_t T, Fn&& fn) {
   constexpr size_t kRowsPerTask = 8;
   const size_t n = (T + kRowsPerTask - 1) / kRowsPerTask;
+  if (n <= 1) return fn(size_t{0}, T);  // one task (generation): no pool hand-off
   kernels::parallel_for(
       n, [&](size_t b) { fn(b * kRowsPerTask, std::min(T, (b + 1) * kRowsPerTask)); });
 }
