@@ -108,21 +108,43 @@ Status read_mats(WeightReader& rd, const std::string& prefix, std::initializer_l
 
 void layer_norm_rows(const float* x, const std::vector<float>& w, const std::vector<float>& b,
                      float* y, size_t T, size_t C) {
-  for (size_t t = 0; t < T; ++t)
-    kernels::layer_norm(x + t * C, w.data(), b.data(), y + t * C, C, kLayerNormEps);
+  for_rows(T, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t)
+      kernels::layer_norm(x + t * C, w.data(), b.data(), y + t * C, C, kLayerNormEps);
+  });
 }
 
 void token_mix(MixStyle style, const float* xx, const float* prev, const float* m, float* out,
                size_t T, size_t C) {
-  for (size_t t = 0; t < T; ++t) {
-    const float* cur = xx + t * C;
-    const float* sx = t == 0 ? prev : xx + (t - 1) * C;
-    float* o = out + t * C;
-    if (style == MixStyle::time_mix) {
-      for (size_t c = 0; c < C; ++c) o[c] = cur[c] * m[c] + sx[c] * (1.0f - m[c]);
-    } else {
-      for (size_t c = 0; c < C; ++c) o[c] = cur[c] + (sx[c] - cur[c]) * m[c];
+  for_rows(T, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) {
+      const float* cur = xx + t * C;
+      const float* sx = t == 0 ? prev : xx + (t - 1) * C;
+      float* o = out + t * C;
+      if (style == MixStyle::time_mix) {
+        for (size_t c = 0; c < C; ++c) o[c] = cur[c] * m[c] + sx[c] * (1.0f - m[c]);
+      } else {
+        for (size_t c = 0; c < C; ++c) o[c] = cur[c] + (sx[c] - cur[c]) * m[c];
+      }
     }
+  });
+}
+
+void wkv5_rows(float* S, const float* r, const float* w, size_t w_stride, const float* u,
+               const float* k, const float* v, float* y, size_t T, size_t H, size_t N) {
+  const size_t C = H * N;
+  const auto head = [&](size_t h) {
+    float* Sh = S + h * N * N;
+    for (size_t t = 0; t < T; ++t) {
+      const size_t o = t * C + h * N;
+      kernels::wkv5_step(Sh, r + o, w + t * w_stride + h * N, u + h * N, k + o, v + o, y + o, 1,
+                         N);
+    }
+  };
+  if (T > 1) {
+    kernels::parallel_for(H, head);
+  } else {
+    for (size_t h = 0; h < H; ++h) head(h);
   }
 }
 
@@ -154,12 +176,16 @@ void ChannelMix::forward(float* x, size_t T, float* prev, FfnScratch& w) const {
   std::memcpy(prev, w.xx.data() + (T - 1) * C, C * sizeof(float));
   matmul(Wr, w.xr.data(), w.r.data(), T);
   matmul(Wk, w.xk.data(), w.hid.data(), T);
-  for (size_t i = 0; i < T * F; ++i) {
-    const float h = std::max(w.hid[i], 0.0f);
-    w.hid[i] = h * h;
-  }
+  for_rows(T, [&](size_t t0, size_t t1) {
+    for (size_t i = t0 * F; i < t1 * F; ++i) {
+      const float h = std::max(w.hid[i], 0.0f);
+      w.hid[i] = h * h;
+    }
+  });
   matmul(Wv, w.hid.data(), w.out.data(), T);
-  for (size_t i = 0; i < T * C; ++i) x[i] += sigmoid(w.r[i]) * w.out[i];
+  for_rows(T, [&](size_t t0, size_t t1) {
+    for (size_t i = t0 * C; i < t1 * C; ++i) x[i] += sigmoid(w.r[i]) * w.out[i];
+  });
 }
 
 Status BlockModel::init(TensorMap tensors, const std::string& where) {

@@ -3,6 +3,7 @@
 // chunked forward driver (BlockModel).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <initializer_list>
 #include <memory>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/kernels.hpp"
 #include "model/model.hpp"
 #include "model/weights.hpp"
 
@@ -60,6 +62,26 @@ struct MatSpec {
 };
 Status read_vecs(WeightReader& rd, const std::string& prefix, std::initializer_list<VecSpec> specs);
 Status read_mats(WeightReader& rd, const std::string& prefix, std::initializer_list<MatSpec> specs);
+
+// fn(t0, t1) over the rows [0, T) of a chunk in blocks of a few rows on the matmul thread
+// pool. The per-token work between the matrix products (norms, token shift, activations)
+// would otherwise run on one thread while the others wait; each row is computed by the same
+// code either way, so results do not depend on the threads.
+template <class Fn>
+void for_rows(size_t T, Fn&& fn) {
+  constexpr size_t kRowsPerTask = 8;
+  const size_t n = (T + kRowsPerTask - 1) / kRowsPerTask;
+  if (n <= 1) return fn(size_t{0}, T);  // one task (generation): no pool hand-off
+  kernels::parallel_for(n, [&](size_t b) {
+    fn(b * kRowsPerTask, std::min(T, (b + 1) * kRowsPerTask));
+  });
+}
+
+// The v5/v6 recurrence over T rows of [C = H*N] (kernels::wkv5_step token by token), heads
+// spread over the pool when T > 1 (one token alone is not worth the hand-off). w advances by
+// w_stride floats per row: 0 for v5's fixed decay, C for v6's per-token decay.
+void wkv5_rows(float* S, const float* r, const float* w, size_t w_stride, const float* u,
+               const float* k, const float* v, float* y, size_t T, size_t H, size_t N);
 
 // y[t] = LN(x[t]; w, b) for T rows of C.
 void layer_norm_rows(const float* x, const std::vector<float>& w, const std::vector<float>& b,

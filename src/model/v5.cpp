@@ -146,15 +146,16 @@ void ModelV5::time_mix(const Layer& L, float* x, size_t T, float* att_prev, floa
     matmul(L.Wg, W.xg.data(), W.g.data(), T);
     for (size_t i = 0; i < T * C; ++i) W.g[i] = silu(W.g[i]);
   }
-  for (size_t t = 0; t < T; ++t) {
-    const size_t o = t * C;
-    kernels::wkv5_step(S, W.r.data() + o, L.w.data(), L.u.data(), W.k.data() + o,
-                       W.v.data() + o, W.y.data() + o, H, N);
-    kernels::group_norm(W.y.data() + o, L.lnx_w.data(), L.lnx_b.data(), W.y.data() + o, H, N,
-                        kGroupNormEps);
-  }
-  if (gated())
-    for (size_t i = 0; i < T * C; ++i) W.y[i] *= W.g[i];
+  wkv5_rows(S, W.r.data(), L.w.data(), 0, L.u.data(), W.k.data(), W.v.data(), W.y.data(), T, H,
+            N);
+  for_rows(T, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) {
+      float* y = W.y.data() + t * C;
+      kernels::group_norm(y, L.lnx_w.data(), L.lnx_b.data(), y, H, N, kGroupNormEps);
+      if (gated())
+        for (size_t c = 0; c < C; ++c) y[c] *= W.g[t * C + c];
+    }
+  });
   matmul(L.Wo, W.y.data(), W.out.data(), T);
   for (size_t i = 0; i < T * C; ++i) x[i] += W.out[i];
 }

@@ -206,19 +206,22 @@ void ModelV6::time_mix(const Layer& L, float* x, size_t T, float* att_prev, floa
   matmul(L.decay_w1, W.mixed[kW].data(), W.lora.data(), T);
   for (size_t i = 0; i < T * Dd; ++i) W.lora[i] = std::tanh(W.lora[i]);
   matmul(L.decay_w2, W.lora.data(), W.w.data(), T);
-  for (size_t t = 0; t < T; ++t)
-    for (size_t c = 0; c < C; ++c) {
-      const size_t o = t * C + c;
-      W.w[o] = std::exp(-std::exp(L.decay[c] + W.w[o]));
+  for_rows(T, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t)
+      for (size_t c = 0; c < C; ++c) {
+        const size_t o = t * C + c;
+        W.w[o] = std::exp(-std::exp(L.decay[c] + W.w[o]));
+      }
+  });
+  wkv5_rows(S, W.r.data(), W.w.data(), C, L.u.data(), W.k.data(), W.v.data(), W.y.data(), T, H,
+            N);
+  for_rows(T, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) {
+      float* y = W.y.data() + t * C;
+      kernels::group_norm(y, L.lnx_w.data(), L.lnx_b.data(), y, H, N, kGroupNormEps);
+      for (size_t c = 0; c < C; ++c) y[c] *= W.g[t * C + c];
     }
-  for (size_t t = 0; t < T; ++t) {
-    const size_t o = t * C;
-    kernels::wkv5_step(S, W.r.data() + o, W.w.data() + o, L.u.data(), W.k.data() + o,
-                       W.v.data() + o, W.y.data() + o, H, N);
-    kernels::group_norm(W.y.data() + o, L.lnx_w.data(), L.lnx_b.data(), W.y.data() + o, H, N,
-                        kGroupNormEps);
-  }
-  for (size_t i = 0; i < T * C; ++i) W.y[i] *= W.g[i];
+  });
   matmul(L.Wo, W.y.data(), W.out.data(), T);
   for (size_t i = 0; i < T * C; ++i) x[i] += W.out[i];
 }

@@ -300,18 +300,7 @@ void ModelV7::run_chunk(std::span<const BatchItem> items, const std::vector<Segm
     std::memcpy(want[j].dst, wk_.head_out.data() + j * V, V * sizeof(float));
 }
 
-// fn(t0, t1) over the rows [0, T) in blocks of a few tokens on the matmul thread pool. The
-// per-token work between the matrix products (norms, token shift, activations) would otherwise
-// run on one thread while the others wait; each row is computed by the same code either way.
-template <class Fn>
-void for_rows(size_t T, Fn&& fn) {
-  constexpr size_t kRowsPerTask = 8;
-  const size_t n = (T + kRowsPerTask - 1) / kRowsPerTask;
-  if (n <= 1) return fn(size_t{0}, T);  // one task (generation): no pool hand-off
-  kernels::parallel_for(
-      n, [&](size_t b) { fn(b * kRowsPerTask, std::min(T, (b + 1) * kRowsPerTask)); });
-}
-// The same over the rows of each segment (for work that needs a row's predecessor).
+// for_rows over the rows of each segment (for work that needs a row's predecessor).
 template <class Fn>
 void for_segment_rows(const std::vector<Segment>& segs, Fn&& fn) {
   for (const Segment& sg : segs)
