@@ -275,14 +275,14 @@ void split_rows(size_t rows, size_t cols, size_t T, Fn&& fn) {
 
 void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T) {
   const Table& tab = table();
+  const MatmulRows fn = tab.rows_for(wt);
+  WKV_ASSERT(fn != nullptr);  // a dtype no kernel takes, packed path included
   if (tab.rows_packed && T >= tab.packed_min_t) {
     const void* xp = tab.pack_x(X, T, cols);
     split_rows(rows, cols, T,
                [&](size_t r0, size_t r1) { tab.rows_packed(wt, W, xp, Y, rows, cols, T, r0, r1); });
     return;
   }
-  const MatmulRows fn = tab.rows_for(wt);
-  WKV_ASSERT(fn != nullptr);
   split_rows(rows, cols, T, [&](size_t r0, size_t r1) { fn(W, X, Y, rows, cols, T, r0, r1); });
 }
 

@@ -145,18 +145,18 @@ WKV_AMX Panel panel(DType t, const void* W, size_t o, size_t nr, size_t cols, si
   const auto* base = static_cast<const unsigned char*>(W) + o * rb;
   if (t == DType::bf16 && nr == 16 && cols == colsP)
     return {reinterpret_cast<const uint16_t*>(base), rb, nullptr};
+  const bool exact = t == DType::bf16;  // bf16 weights need no lo half
   thread_local std::vector<uint16_t> hbuf, lbuf;
   thread_local std::vector<float> fbuf;
   uint16_t* hi = align64(hbuf, 16 * colsP);
-  uint16_t* lo = align64(lbuf, 16 * colsP);
-  float* f = align64(fbuf, colsP);
-  const bool exact = t == DType::bf16;
+  uint16_t* lo = exact ? nullptr : align64(lbuf, 16 * colsP);
+  float* f = exact ? nullptr : align64(fbuf, colsP);
   for (size_t r = 0; r < 16; ++r) {
     uint16_t* hr = hi + r * colsP;
-    uint16_t* lr = lo + r * colsP;
+    uint16_t* lr = exact ? nullptr : lo + r * colsP;
     if (r >= nr) {
       std::memset(hr, 0, colsP * 2);
-      std::memset(lr, 0, colsP * 2);
+      if (!exact) std::memset(lr, 0, colsP * 2);
       continue;
     }
     const unsigned char* row = base + r * rb;
@@ -183,7 +183,7 @@ WKV_AMX Panel panel(DType t, const void* W, size_t o, size_t nr, size_t cols, si
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(lr + i), l);
     }
   }
-  return {hi, colsP * 2, exact ? nullptr : lo};
+  return {hi, colsP * 2, lo};
 }
 
 WKV_AMX void multiply(DType t, const void* W, const Packed& xp, float* Y, size_t rows, size_t cols,
