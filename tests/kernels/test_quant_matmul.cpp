@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <iterator>
 #include <random>
 #include <string>
 
@@ -104,6 +106,30 @@ TEST(MatmulAllTypes, RowRangeWritesOnlyItsRows) {
             else
               EXPECT_EQ(y[tt * rows + o], 42.0f) << tab->name << " " << dtype_name(t);
           }
+      }
+    }
+  }
+}
+
+// Any split of the rows into ranges gives the same bits as one range, for every table: the
+// one-token kernels group rows a quarter of the range apart (avx2 rows_one_token), so the
+// groups change with the range, and a row's sum must not. (matmul() itself does not split
+// products this small across threads, so ThreadCountDoesNotChangeABit alone would miss it.)
+TEST(MatmulAllTypes, RowSplitDoesNotChangeABit) {
+  for (DType t : kAll) {
+    const size_t rows = 53, cols = dtype_info(t).block == 256 ? 256 : 96;
+    const auto W = encode(t, randn(rows * cols, 7), rows, cols);
+    for (const Table* tab : {&ref_table(), avx2_table(), avx512_table(), amx_table()}) {
+      if (!tab) continue;
+      for (size_t T : {1u, 2u, 20u}) {
+        const auto x = randn(T * cols, 8);
+        std::vector<float> whole(T * rows), parts(T * rows);
+        tab->rows_for(t)(W.data(), x.data(), whole.data(), rows, cols, T, 0, rows);
+        const size_t cuts[] = {0, 5, 6, 19, 40, rows};
+        for (size_t k = 0; k + 1 < std::size(cuts); ++k)
+          tab->rows_for(t)(W.data(), x.data(), parts.data(), rows, cols, T, cuts[k], cuts[k + 1]);
+        EXPECT_EQ(std::memcmp(whole.data(), parts.data(), whole.size() * 4), 0)
+            << tab->name << " " << dtype_name(t) << " T=" << T;
       }
     }
   }

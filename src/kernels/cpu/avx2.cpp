@@ -4,7 +4,8 @@
 // Matmul, per output row o and row range [r0, r1) (each element computed by the same code
 // whatever the range, so a thread split never changes a bit):
 //   plain weights (f32, bf16, f16): weights converted to fp32 in registers; four tokens share
-//     each loaded weight vector; a single token uses four independent accumulators.
+//     each loaded weight vector; a single token dots four far-apart rows in lock-step (more
+//     DRAM streams in flight, see rows_one_token).
 //   quantized weights, T = 1 (generation): x is quantized to q8 per 32 values (once per call)
 //     and each weight block's int8 levels are dotted with it in integers, as ggml does, scaled
 //     by d_w * d_x in fp32 (the _1 types add m * sum(x) of the block). The float alternative
@@ -65,17 +66,31 @@ struct RowPrefetch {
 
 struct F32 {
   static constexpr size_t kBytes = 4;
+  static constexpr bool kEvenOdd = false;
   WKV_AVX2 static __m256 load(const void* row, size_t i) {
     return _mm256_loadu_ps(static_cast<const float*>(row) + i);
+  }
+  WKV_AVX2 static void load16(const void* row, size_t i, __m256& a, __m256& b) {
+    a = load(row, i);
+    b = load(row, i + 8);
   }
   static float scalar(const void* row, size_t i) { return static_cast<const float*>(row)[i]; }
 };
 struct BF16 {
   static constexpr size_t kBytes = 2;
+  // load16 gives elements i, i+2, .., i+14 in a and i+1, .., i+15 in b: a bf16 pair is one
+  // dword, its even element made fp32 by a shift and its odd one by a mask (no shuffle).
+  static constexpr bool kEvenOdd = true;
   WKV_AVX2 static __m256 load(const void* row, size_t i) {
     __m128i h = _mm_loadu_si128(
         reinterpret_cast<const __m128i*>(static_cast<const unsigned char*>(row) + 2 * i));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  WKV_AVX2 static void load16(const void* row, size_t i, __m256& a, __m256& b) {
+    const __m256i v = _mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(static_cast<const unsigned char*>(row) + 2 * i));
+    a = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+    b = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
   }
   static float scalar(const void* row, size_t i) {
     uint16_t h;
@@ -85,9 +100,14 @@ struct BF16 {
 };
 struct F16 {
   static constexpr size_t kBytes = 2;
+  static constexpr bool kEvenOdd = false;
   WKV_AVX2 static __m256 load(const void* row, size_t i) {
     return _mm256_cvtph_ps(_mm_loadu_si128(
         reinterpret_cast<const __m128i*>(static_cast<const unsigned char*>(row) + 2 * i)));
+  }
+  WKV_AVX2 static void load16(const void* row, size_t i, __m256& a, __m256& b) {
+    a = load(row, i);
+    b = load(row, i + 8);
   }
   static float scalar(const void* row, size_t i) {
     uint16_t h;
@@ -205,21 +225,71 @@ WKV_AVX2 inline void rows_blocked(RowsAt rows_at, size_t rb, const float* X, flo
     row_times_tokens<L>(rows_at(o, 1), X + T4 * cols, Y + T4 * rows, rows, cols, T - T4, o);
 }
 
+// One token, rows [r0, r1). A single core reads DRAM faster with several far-apart streams in
+// flight than with one: the rows are split into kStreams quarters and a row of each quarter is
+// dotted in lock-step (bench_kernels, 65536 x 768 from DRAM on this machine's core: f32
+// 9.0 -> ~12 GB/s, bf16 8.8 -> ~11). Software prefetching, which helped the single stream,
+// slowed the four. Each row's sum is computed alone (two accumulators over 16-column steps,
+// hsum, scalar tail), so neither the grouping nor a thread split changes a bit. For bf16, x is
+// reordered per 16 columns to match load16's even/odd halves.
+constexpr size_t kStreams = 4;
+
+template <class L, size_t S>
+WKV_AVX2 inline void dot_rows(const unsigned char* const* w, const float* xs, const float* x,
+                              size_t cols, float* out) {
+  __m256 a[S], b[S];
+  for (size_t s = 0; s < S; ++s) a[s] = b[s] = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= cols; i += 16) {
+    const __m256 xa = _mm256_loadu_ps(xs + i), xb = _mm256_loadu_ps(xs + i + 8);
+    for (size_t s = 0; s < S; ++s) {
+      __m256 wa, wb;
+      L::load16(w[s], i, wa, wb);
+      a[s] = _mm256_fmadd_ps(wa, xa, a[s]);
+      b[s] = _mm256_fmadd_ps(wb, xb, b[s]);
+    }
+  }
+  for (size_t s = 0; s < S; ++s) {
+    float v = hsum(_mm256_add_ps(a[s], b[s]));
+    for (size_t j = i; j < cols; ++j) v += L::scalar(w[s], j) * x[j];
+    out[s] = v;
+  }
+}
+
+template <class L>
+WKV_AVX2 void rows_one_token(const unsigned char* base, size_t rb, const float* x, float* Y,
+                             size_t cols, size_t r0, size_t r1) {
+  const float* xs = x;
+  if constexpr (L::kEvenOdd) {
+    thread_local std::vector<float> buf;
+    if (buf.size() < cols) buf.resize(cols);
+    for (size_t c = 0; c + 16 <= cols; c += 16)
+      for (size_t j = 0; j < 8; ++j) {
+        buf[c + j] = x[c + 2 * j];
+        buf[c + 8 + j] = x[c + 2 * j + 1];
+      }
+    xs = buf.data();
+  }
+  const size_t q = (r1 - r0) / kStreams;
+  for (size_t j = 0; j < q; ++j) {
+    const unsigned char* w[kStreams];
+    float out[kStreams];
+    for (size_t s = 0; s < kStreams; ++s) w[s] = base + (r0 + s * q + j) * rb;
+    dot_rows<L, kStreams>(w, xs, x, cols, out);
+    for (size_t s = 0; s < kStreams; ++s) Y[r0 + s * q + j] = out[s];
+  }
+  for (size_t o = r0 + kStreams * q; o < r1; ++o) {
+    const unsigned char* w = base + o * rb;
+    dot_rows<L, 1>(&w, xs, x, cols, Y + o);
+  }
+}
+
 template <class L>
 WKV_AVX2 void rows_plain(const void* W, const float* X, float* Y, size_t rows, size_t cols,
                          size_t T, size_t r0, size_t r1) {
   const size_t rb = cols * L::kBytes;
   const unsigned char* base = static_cast<const unsigned char*>(W);
-  if (T == 1) {
-    // Prefetching helps the 16-bit types (conversion work to overlap: +6-8 % from DRAM in
-    // bench_kernels) and not f32 (pure streaming, -2 %).
-    RowPrefetch pf{base + r0 * rb, base + r1 * rb};
-    for (size_t o = r0; o < r1; ++o) {
-      if constexpr (L::kBytes == 2) pf.upto(base + (o + 1) * rb);
-      row_times_tokens<L>(base + o * rb, X, Y, rows, cols, 1, o);
-    }
-    return;
-  }
+  if (T == 1) return rows_one_token<L>(base, rb, X, Y, cols, r0, r1);
   rows_blocked<L>([&](size_t o, size_t) { return base + o * rb; }, rb, X, Y, rows, cols, T, r0, r1);
 }
 
