@@ -610,14 +610,35 @@ float* row_buffer(size_t n) {
 // thread, so results do not depend on the split) and each row is dotted with it in integers;
 // for T > 1 a few rows at a time are dequantized into a per-thread fp32 buffer (grown once,
 // then reused), which serves every token of a token block.
-template <class XQ, class Quantize, class Dot, class Dequant>
+// dot_rows, where not nullptr, dots S rows (template argument) in lock-step for T = 1. Only
+// q8_0 has one: it is memory-bound, and lock-step took it from 10.4-10.7 to 13.8 GB/s
+// (bench_kernels, 65536 x 768). The 4/5-bit and k-quant dots are compute-bound here; the
+// same change to the k-quants measured no gain (q4_k 7.4-7.7 -> 6.9-8.0 GB/s, q6_k 8.2-8.9
+// -> 6.8-7.1), so they keep one row at a time with software prefetch.
+template <class XQ, class Quantize, class Dot, class Dequant, class DotRows = std::nullptr_t>
 WKV_AVX2 inline void rows_quantized(const void* W, size_t rb, const float* X, float* Y, size_t rows,
                                     size_t cols, size_t T, size_t r0, size_t r1, Quantize quantize,
-                                    Dot dot, Dequant dequant) {
+                                    Dot dot, Dequant dequant, DotRows dot_rows = nullptr) {
   const unsigned char* base = static_cast<const unsigned char*>(W);
   if (T == 1) {
     thread_local XQ xq;
     quantize(X, xq);
+    if constexpr (!std::is_same_v<DotRows, std::nullptr_t>) {
+      // Lock-step over far-apart rows, as rows_one_token (no software prefetch there).
+      const size_t q = (r1 - r0) / kStreams;
+      for (size_t j = 0; j < q; ++j) {
+        const unsigned char* w[kStreams];
+        float out[kStreams];
+        for (size_t s = 0; s < kStreams; ++s) w[s] = base + (r0 + s * q + j) * rb;
+        dot_rows.template operator()<kStreams>(w, xq, out);
+        for (size_t s = 0; s < kStreams; ++s) Y[r0 + s * q + j] = out[s];
+      }
+      for (size_t o = r0 + kStreams * q; o < r1; ++o) {
+        const unsigned char* w = base + o * rb;
+        dot_rows.template operator()<1>(&w, xq, Y + o);
+      }
+      return;
+    }
     RowPrefetch pf{base + r0 * rb, base + r1 * rb};
     for (size_t o = r0; o < r1; ++o) {
       pf.upto(base + (o + 1) * rb);
@@ -634,10 +655,39 @@ WKV_AVX2 inline void rows_quantized(const void* W, size_t rb, const float* X, fl
       cols * 4, X, Y, rows, cols, T, r0, r1);
 }
 
+// q8_0 rows w[0..S) times the quantized token, in lock-step (more DRAM streams in flight);
+// each row summed exactly as row_dot_q8<Q8_0> sums it.
+template <size_t S>
+WKV_AVX2 inline void rows_dot_q8_0(const unsigned char* const* w, const QuantX& xq, size_t nb,
+                                   float* out) {
+  __m256 acc[S];
+  for (size_t s = 0; s < S; ++s) acc[s] = _mm256_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const int8_t* qx = xq.q.data() + b * 32;
+    for (size_t s = 0; s < S; ++s) {
+      const unsigned char* wb = w[s] + b * Q8_0::kBytes;
+      const __m256 f = _mm256_cvtepi32_ps(Q8_0::row(wb, qx));
+      acc[s] = _mm256_fmadd_ps(_mm256_set1_ps(half(wb) * xq.d[b]), f, acc[s]);
+    }
+  }
+  for (size_t s = 0; s < S; ++s) out[s] = hsum(acc[s]);
+}
+
 template <class Q>
 WKV_AVX2 void rows_quant(const void* W, const float* X, float* Y, size_t rows, size_t cols,
                          size_t T, size_t r0, size_t r1) {
   const size_t nb = cols / 32;
+  if constexpr (std::is_same_v<Q, Q8_0>) {
+    rows_quantized<QuantX>(
+        W, nb * Q::kBytes, X, Y, rows, cols, T, r0, r1,
+        [nb](const float* x, QuantX& q) { quantize_x<false>(x, nb, q); },
+        [nb](const unsigned char* w, const QuantX& q) { return row_dot_q8<Q>(w, q, nb); },
+        [nb](const unsigned char* w, float* out) { dequant_row<Q>(w, out, nb); },
+        [nb]<size_t S>(const unsigned char* const* w, const QuantX& q, float* out) {
+          rows_dot_q8_0<S>(w, q, nb, out);
+        });
+    return;
+  }
   rows_quantized<QuantX>(
       W, nb * Q::kBytes, X, Y, rows, cols, T, r0, r1,
       [nb](const float* x, QuantX& q) { quantize_x<!std::is_same_v<Q, Q8_0>>(x, nb, q); },
