@@ -256,6 +256,26 @@ WKV_AVX2 inline void dot_rows(const unsigned char* const* w, const float* xs, co
   }
 }
 
+// Rows [r0, r1) of row stride rb at base, one token: dot.template operator()<S>(w, out) dots
+// the S rows w[0..S) into out[0..S), a row of each quarter of the range at a time, then the
+// remainder one by one.
+template <class DotS>
+WKV_AVX2 inline void lockstep_rows(const unsigned char* base, size_t rb, float* Y, size_t r0,
+                                   size_t r1, DotS&& dot) {
+  const size_t q = (r1 - r0) / kStreams;
+  for (size_t j = 0; j < q; ++j) {
+    const unsigned char* w[kStreams];
+    float out[kStreams];
+    for (size_t s = 0; s < kStreams; ++s) w[s] = base + (r0 + s * q + j) * rb;
+    dot.template operator()<kStreams>(w, out);
+    for (size_t s = 0; s < kStreams; ++s) Y[r0 + s * q + j] = out[s];
+  }
+  for (size_t o = r0 + kStreams * q; o < r1; ++o) {
+    const unsigned char* w = base + o * rb;
+    dot.template operator()<1>(&w, Y + o);
+  }
+}
+
 template <class L>
 WKV_AVX2 void rows_one_token(const unsigned char* base, size_t rb, const float* x, float* Y,
                              size_t cols, size_t r0, size_t r1) {
@@ -270,18 +290,9 @@ WKV_AVX2 void rows_one_token(const unsigned char* base, size_t rb, const float* 
       }
     xs = buf.data();
   }
-  const size_t q = (r1 - r0) / kStreams;
-  for (size_t j = 0; j < q; ++j) {
-    const unsigned char* w[kStreams];
-    float out[kStreams];
-    for (size_t s = 0; s < kStreams; ++s) w[s] = base + (r0 + s * q + j) * rb;
-    dot_rows<L, kStreams>(w, xs, x, cols, out);
-    for (size_t s = 0; s < kStreams; ++s) Y[r0 + s * q + j] = out[s];
-  }
-  for (size_t o = r0 + kStreams * q; o < r1; ++o) {
-    const unsigned char* w = base + o * rb;
-    dot_rows<L, 1>(&w, xs, x, cols, Y + o);
-  }
+  lockstep_rows(base, rb, Y, r0, r1, [&]<size_t S>(const unsigned char* const* w, float* out) {
+    dot_rows<L, S>(w, xs, x, cols, out);
+  });
 }
 
 template <class L>
@@ -529,25 +540,18 @@ WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
   }
 }
 
-// One row times the q8-quantized token.
-//   q8_0 (signed levels, memory-bound): per block |q| times sign-adjusted qx, pairwise to
-//     int16 then int32, scaled by d_w * d_x into 8 fp32 lanes.
-//   4/5-bit types (compute-bound): two blocks per vector (Q::pair on blocks b and b + 1: the
+// One row of a 4/5-bit type times the q8-quantized token (q8_0 rows: rows_dot_q8_0).
+//   Compute-bound here: two blocks per vector (Q::pair on blocks b and b + 1: the
 //     low nibbles of both in one register, the high in another), so each instruction serves
 //     64 weights; 8 int32 lanes (4 per block), the offset kOff * sum(qx) taken off per lane in
 //     integers, converted once and scaled by [d_b d_x,b x4 | d_b+1 d_x,b+1 x4].
-// Either way a row is summed by the same code wherever a thread's range starts, so a thread
-// split never changes a bit.
+// A row is summed by the same code wherever a thread's range starts, so a thread split never
+// changes a bit.
 template <class Q>
 WKV_AVX2 inline float row_dot_q8(const unsigned char* w, const QuantX& xq, size_t nb) {
+  static_assert(!std::is_same_v<Q, Q8_0>, "q8_0 rows go through rows_dot_q8_0");
   __m256 acc = _mm256_setzero_ps();
-  if constexpr (std::is_same_v<Q, Q8_0>) {
-    for (size_t b = 0; b < nb; ++b, w += Q::kBytes) {
-      const __m256 f = _mm256_cvtepi32_ps(Q::row(w, xq.q.data() + b * 32));
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * xq.d[b]), f, acc);
-    }
-    return hsum(acc);
-  } else {
+  {
     static_assert((Q::kOff & (Q::kOff - 1)) == 0, "the offset is applied as a shift");
     constexpr int kShift = Q::kOff ? std::countr_zero(static_cast<unsigned>(Q::kOff)) : 0;
     float accm = 0.0f;
@@ -625,24 +629,15 @@ WKV_AVX2 inline void rows_quantized(const void* W, size_t rb, const float* X, fl
     quantize(X, xq);
     if constexpr (!std::is_same_v<DotRows, std::nullptr_t>) {
       // Lock-step over far-apart rows, as rows_one_token (no software prefetch there).
-      const size_t q = (r1 - r0) / kStreams;
-      for (size_t j = 0; j < q; ++j) {
-        const unsigned char* w[kStreams];
-        float out[kStreams];
-        for (size_t s = 0; s < kStreams; ++s) w[s] = base + (r0 + s * q + j) * rb;
-        dot_rows.template operator()<kStreams>(w, xq, out);
-        for (size_t s = 0; s < kStreams; ++s) Y[r0 + s * q + j] = out[s];
+      lockstep_rows(base, rb, Y, r0, r1, [&]<size_t S>(const unsigned char* const* w, float* out) {
+        dot_rows.template operator()<S>(w, xq, out);
+      });
+    } else {
+      RowPrefetch pf{base + r0 * rb, base + r1 * rb};
+      for (size_t o = r0; o < r1; ++o) {
+        pf.upto(base + (o + 1) * rb);
+        Y[o] = dot(base + o * rb, xq);
       }
-      for (size_t o = r0 + kStreams * q; o < r1; ++o) {
-        const unsigned char* w = base + o * rb;
-        dot_rows.template operator()<1>(&w, xq, Y + o);
-      }
-      return;
-    }
-    RowPrefetch pf{base + r0 * rb, base + r1 * rb};
-    for (size_t o = r0; o < r1; ++o) {
-      pf.upto(base + (o + 1) * rb);
-      Y[o] = dot(base + o * rb, xq);
     }
     return;
   }
@@ -655,8 +650,9 @@ WKV_AVX2 inline void rows_quantized(const void* W, size_t rb, const float* X, fl
       cols * 4, X, Y, rows, cols, T, r0, r1);
 }
 
-// q8_0 rows w[0..S) times the quantized token, in lock-step (more DRAM streams in flight);
-// each row summed exactly as row_dot_q8<Q8_0> sums it.
+// q8_0 rows w[0..S) times the quantized token, in lock-step (more DRAM streams in flight),
+// each row summed alone: per block |q| times sign-adjusted qx, pairwise to int16 then int32,
+// scaled by d_w * d_x into 8 fp32 lanes (memory-bound).
 template <size_t S>
 WKV_AVX2 inline void rows_dot_q8_0(const unsigned char* const* w, const QuantX& xq, size_t nb,
                                    float* out) {
@@ -680,19 +676,18 @@ WKV_AVX2 void rows_quant(const void* W, const float* X, float* Y, size_t rows, s
   if constexpr (std::is_same_v<Q, Q8_0>) {
     rows_quantized<QuantX>(
         W, nb * Q::kBytes, X, Y, rows, cols, T, r0, r1,
-        [nb](const float* x, QuantX& q) { quantize_x<false>(x, nb, q); },
-        [nb](const unsigned char* w, const QuantX& q) { return row_dot_q8<Q>(w, q, nb); },
+        [nb](const float* x, QuantX& q) { quantize_x<false>(x, nb, q); }, nullptr,
         [nb](const unsigned char* w, float* out) { dequant_row<Q>(w, out, nb); },
         [nb]<size_t S>(const unsigned char* const* w, const QuantX& q, float* out) {
           rows_dot_q8_0<S>(w, q, nb, out);
         });
-    return;
+  } else {
+    rows_quantized<QuantX>(
+        W, nb * Q::kBytes, X, Y, rows, cols, T, r0, r1,
+        [nb](const float* x, QuantX& q) { quantize_x<true>(x, nb, q); },
+        [nb](const unsigned char* w, const QuantX& q) { return row_dot_q8<Q>(w, q, nb); },
+        [nb](const unsigned char* w, float* out) { dequant_row<Q>(w, out, nb); });
   }
-  rows_quantized<QuantX>(
-      W, nb * Q::kBytes, X, Y, rows, cols, T, r0, r1,
-      [nb](const float* x, QuantX& q) { quantize_x<!std::is_same_v<Q, Q8_0>>(x, nb, q); },
-      [nb](const unsigned char* w, const QuantX& q) { return row_dot_q8<Q>(w, q, nb); },
-      [nb](const unsigned char* w, float* out) { dequant_row<Q>(w, out, nb); });
 }
 // ---- k-quant weight rows ----
 // Each 256-value super-block is unpacked into 8 groups of 32 unsigned levels u (0..63), an
