@@ -57,7 +57,7 @@ bool matmul_supports(DType t);
 
 // The table for this CPU (chosen once): the best level it has at or below the cap, from
 // amx > avx512 > avx2 > ref. WKV_KERNELS=ref|avx2|avx512|amx sets the cap; unset (or unknown)
-// it is avx2, as the avx512 and amx tables have not yet run on such a CPU (dispatch.cpp).
+// it is avx512, as the amx table has not yet run on such a CPU (dispatch.cpp).
 const Table& table();
 const Table& ref_table();
 // SIMD tables compiled in and usable on this CPU, or nullptr (for tests against the reference).

@@ -286,14 +286,14 @@ TEST(Wkv, SimdStepsMatchReference) {
 
 TEST(Dispatch, ForcedLevelIsHonoured) {
   // The chosen table is the best level this CPU has at or below WKV_KERNELS (unset or
-  // unknown: avx2, the default cap).
+  // unknown: avx512, the default cap).
   const char* force = std::getenv("WKV_KERNELS");
   std::string cap = force ? force : "";
   const std::vector<std::pair<std::string, const Table*>> levels = {
       {"amx", amx_table()}, {"avx512", avx512_table()}, {"avx2", avx2_table()}};
   bool known = cap == "ref";
   for (const auto& level : levels) known = known || level.first == cap;
-  if (!known) cap = "avx2";
+  if (!known) cap = "avx512";
   std::string want = "ref";
   bool allowed = false;
   for (const auto& [name, tab] : levels) {
