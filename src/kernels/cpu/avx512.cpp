@@ -84,8 +84,8 @@ WKV_AVX512 inline void tile(const float* w, size_t rs, const float* X, float* Y,
   size_t i = 0;
   for (; i + 16 <= cols; i += 16) tile_step<R>(w, rs, x, i, static_cast<__mmask16>(0xFFFF), acc);
   if (i < cols) tile_step<R>(w, rs, x, i, tail_mask(cols - i), acc);
-    // Reduced with constant indices only: a variable index into acc (k < nt) makes GCC keep acc
-    // in memory and store all of it every step (slower than AVX2).
+  // Reduced with constant indices only: a variable index into acc (k < nt) makes GCC keep acc
+  // in memory and store all of it every step (slower than AVX2).
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     float s[4];
