@@ -7,8 +7,11 @@
 //   (kRunEpochs x kEpochCalls) -> probe again,
 // comparing seconds per multiply-add summed over each epoch (an epoch spans many tokens, so
 // both probes see the same mix of matrices). Solo must be kSoloMargin faster to be chosen.
-// Probing costs about 1/(kRunEpochs + 2) of the time at the slower setting. Results never
-// depend on the choice (kernels give the same bits for any split).
+// Probing costs about 1/(kRunEpochs + 2) of the time at the slower setting. The first two
+// probes are shorter (kFirstEpochCalls, about 6 tokens of a 12-layer model): with full-length
+// ones the first ~25 generated tokens of every run went alone, which on an idle 2-core machine
+// cost a 64-token `wkv bench` a fifth of its 2-thread speed. Results never depend on the
+// choice (kernels give the same bits for any split).
 #pragma once
 
 #include <cstddef>
@@ -19,6 +22,7 @@ class SoloChooser {
  public:
   static constexpr size_t kEpochCalls =
       2048;  // products per probe (~25 tokens of a 12-layer model)
+  static constexpr size_t kFirstEpochCalls = 512;  // the first probe pair (~6 such tokens)
   static constexpr size_t kRunEpochs = 32;
   static constexpr double kSoloMargin = 0.95;
 
@@ -29,7 +33,7 @@ class SoloChooser {
   void record(double seconds, double macs) {
     sec_ += seconds;
     macs_ += macs;
-    if (++calls_ < kEpochCalls) return;
+    if (++calls_ < (decided_ ? kEpochCalls : kFirstEpochCalls)) return;
     const double rate = macs_ > 0 ? sec_ / macs_ : 0.0;
     calls_ = 0;
     sec_ = macs_ = 0;
@@ -40,6 +44,7 @@ class SoloChooser {
         break;
       case Phase::kProbeSolo:
         run_solo_ = rate < parallel_rate_ * kSoloMargin;
+        decided_ = true;
         phase_ = Phase::kRun;
         epochs_ = 0;
         break;
@@ -53,6 +58,7 @@ class SoloChooser {
   enum class Phase { kProbeParallel, kProbeSolo, kRun };
   Phase phase_ = Phase::kProbeParallel;
   bool run_solo_ = false;
+  bool decided_ = false;  // the first (short) probe pair is done
   size_t calls_ = 0, epochs_ = 0;
   double sec_ = 0, macs_ = 0, parallel_rate_ = 0;
 };

@@ -6,11 +6,11 @@
 namespace wkv::kernels {
 namespace {
 
-// Feeds `epochs` epochs of products costing `parallel` or `solo` seconds per multiply-add as
-// the chooser asks, and returns how many products it ran solo.
-size_t drive(SoloChooser& c, size_t epochs, double parallel, double solo) {
+// Feeds `calls` products costing `parallel` or `solo` seconds per multiply-add as the chooser
+// asks, and returns how many products it ran solo.
+size_t drive_calls(SoloChooser& c, size_t calls, double parallel, double solo) {
   size_t n_solo = 0;
-  for (size_t i = 0; i < epochs * SoloChooser::kEpochCalls; ++i) {
+  for (size_t i = 0; i < calls; ++i) {
     const bool s = c.solo();
     n_solo += s;
     c.record((s ? solo : parallel) * 1e6, 1e6);
@@ -19,12 +19,22 @@ size_t drive(SoloChooser& c, size_t epochs, double parallel, double solo) {
 }
 
 constexpr size_t kE = SoloChooser::kEpochCalls;
+constexpr size_t kF = SoloChooser::kFirstEpochCalls;
+
+// `epochs` full-length epochs.
+size_t drive(SoloChooser& c, size_t epochs, double parallel, double solo) {
+  return drive_calls(c, epochs * kE, parallel, solo);
+}
+// The first two (short) probes.
+size_t drive_first_probes(SoloChooser& c, double parallel, double solo) {
+  return drive_calls(c, 2 * kF, parallel, solo);
+}
 
 TEST(SoloChooser, KeepsThePoolWhenItIsFaster) {
   SoloChooser c;
-  EXPECT_FALSE(c.solo());  // starts by timing the pool
-  EXPECT_EQ(drive(c, 1, 1.0, 1.4), 0u);
-  EXPECT_EQ(drive(c, 1, 1.0, 1.4), kE);  // then one epoch alone
+  EXPECT_FALSE(c.solo());  // starts by timing the pool, briefly
+  EXPECT_EQ(drive_calls(c, kF, 1.0, 1.4), 0u);
+  EXPECT_EQ(drive_calls(c, kF, 1.0, 1.4), kF);  // then as briefly alone
   EXPECT_EQ(drive(c, SoloChooser::kRunEpochs, 1.0, 1.4), 0u);
   // and probes again: one more solo epoch after the parallel probe
   EXPECT_EQ(drive(c, 2, 1.0, 1.4), kE);
@@ -32,7 +42,7 @@ TEST(SoloChooser, KeepsThePoolWhenItIsFaster) {
 
 TEST(SoloChooser, GoesSoloWhenThePoolIsSlower) {
   SoloChooser c;
-  drive(c, 2, 1.15, 1.0);  // the probes: pool 15 % slower (a busy core)
+  drive_first_probes(c, 1.15, 1.0);  // the probes: pool 15 % slower (a busy core)
   EXPECT_EQ(drive(c, SoloChooser::kRunEpochs, 1.15, 1.0), SoloChooser::kRunEpochs * kE);
   // re-probing sees the core free again and returns to the pool
   EXPECT_EQ(drive(c, 2, 0.7, 1.0), kE);
@@ -41,7 +51,7 @@ TEST(SoloChooser, GoesSoloWhenThePoolIsSlower) {
 
 TEST(SoloChooser, NeedsAClearMarginToLeaveThePool) {
   SoloChooser c;
-  drive(c, 2, 1.02, 1.0);  // solo only 2 % faster: within the noise of the probes
+  drive_first_probes(c, 1.02, 1.0);  // solo only 2 % faster: within the noise of the probes
   EXPECT_EQ(drive(c, SoloChooser::kRunEpochs, 1.02, 1.0), 0u);
 }
 
