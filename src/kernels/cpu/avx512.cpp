@@ -50,6 +50,21 @@ struct F16 {
   }
 };
 
+// The lane sums of a, b, c, d as one vector, by a transposing tree (13 instructions, against
+// 4 x 9 for four separate reductions; the shuffles share a port with the FMAs). Every sum is
+// the same tree of additions, whichever of the four vectors it comes from.
+WKV_AVX512 inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  // per 128-bit lane: (a0+a2, b0+b2, a1+a3, b1+b3) and the same for c, d
+  const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+  const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+  // per 128-bit lane: the sums of a, b, c, d over that lane
+  const __m512 q = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
+                                 _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(q),
+                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(q), 1)));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
 // One 16-column step of tile(): acc[r][k] += w[r][i..i+16) * x[k][i..i+16) (masked lanes 0).
 template <int R>
 WKV_AVX512 __attribute__((always_inline)) inline void tile_step(const float* w, size_t rs,
@@ -88,9 +103,8 @@ WKV_AVX512 inline void tile(const float* w, size_t rs, const float* X, float* Y,
   // in memory and store all of it every step (slower than AVX2).
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    float s[4];
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; ++k) s[k] = _mm512_reduce_add_ps(acc[r][k]);
+    alignas(16) float s[4];
+    _mm_store_ps(s, reduce4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
     for (size_t k = 0; k < nt; ++k) Y[(t + k) * rows + o + r] = s[k];
   }
 }
