@@ -209,26 +209,20 @@ struct Dequant {
 WKV_ROWS(rows_f32, rows_f32_tiles(W, X, Y, rows, cols, T, r0, r1))
 WKV_ROWS(rows_bf16, rows_converted(Widen<BF16>{cols}, W, cols * 2, X, Y, rows, cols, T, r0, r1))
 WKV_ROWS(rows_f16, rows_converted(Widen<F16>{cols}, W, cols * 2, X, Y, rows, cols, T, r0, r1))
-WKV_ROWS(rows_q8_0, rows_converted(Dequant{DType::q8_0, cols}, W, dtype_bytes(DType::q8_0, cols), X,
-                                   Y, rows, cols, T, r0, r1))
-WKV_ROWS(rows_q4_0, rows_converted(Dequant{DType::q4_0, cols}, W, dtype_bytes(DType::q4_0, cols), X,
-                                   Y, rows, cols, T, r0, r1))
-WKV_ROWS(rows_q4_1, rows_converted(Dequant{DType::q4_1, cols}, W, dtype_bytes(DType::q4_1, cols), X,
-                                   Y, rows, cols, T, r0, r1))
-WKV_ROWS(rows_q5_0, rows_converted(Dequant{DType::q5_0, cols}, W, dtype_bytes(DType::q5_0, cols), X,
-                                   Y, rows, cols, T, r0, r1))
-WKV_ROWS(rows_q5_1, rows_converted(Dequant{DType::q5_1, cols}, W, dtype_bytes(DType::q5_1, cols), X,
-                                   Y, rows, cols, T, r0, r1))
-WKV_ROWS(rows_q2_k, rows_converted(Dequant{DType::q2_k, cols}, W, dtype_bytes(DType::q2_k, cols), X,
-                                   Y, rows, cols, T, r0, r1))
-WKV_ROWS(rows_q3_k, rows_converted(Dequant{DType::q3_k, cols}, W, dtype_bytes(DType::q3_k, cols), X,
-                                   Y, rows, cols, T, r0, r1))
-WKV_ROWS(rows_q4_k, rows_converted(Dequant{DType::q4_k, cols}, W, dtype_bytes(DType::q4_k, cols), X,
-                                   Y, rows, cols, T, r0, r1))
-WKV_ROWS(rows_q5_k, rows_converted(Dequant{DType::q5_k, cols}, W, dtype_bytes(DType::q5_k, cols), X,
-                                   Y, rows, cols, T, r0, r1))
-WKV_ROWS(rows_q6_k, rows_converted(Dequant{DType::q6_k, cols}, W, dtype_bytes(DType::q6_k, cols), X,
-                                   Y, rows, cols, T, r0, r1))
+#define WKV_QROWS(q)                                                                               \
+  WKV_ROWS(rows_##q, rows_converted(Dequant{DType::q, cols}, W, dtype_bytes(DType::q, cols), X, Y, \
+                                    rows, cols, T, r0, r1))
+WKV_QROWS(q8_0)
+WKV_QROWS(q4_0)
+WKV_QROWS(q4_1)
+WKV_QROWS(q5_0)
+WKV_QROWS(q5_1)
+WKV_QROWS(q2_k)
+WKV_QROWS(q3_k)
+WKV_QROWS(q4_k)
+WKV_QROWS(q5_k)
+WKV_QROWS(q6_k)
+#undef WKV_QROWS
 #undef WKV_ROWS
 
 }  // namespace wkv::kernels::avx512
