@@ -133,25 +133,13 @@ WKV_AVX512 inline void rows_blocked(RowsAt rows_at, size_t rs, const float* X, f
       tile_block<kRowBlock>(rows_at(o, kRowBlock), rs, X, Y, rows, cols, tb, te, o);
     const size_t n = r1 - o;  // 0 .. kRowBlock - 1 rows left
     if (n == 0) continue;
-    const float* w = rows_at(o, n);
+    // one tile height per count of rows left
     static_assert(kRowBlock == 6);
-    switch (n) {
-      case 1:
-        tile_block<1>(w, rs, X, Y, rows, cols, tb, te, o);
-        break;
-      case 2:
-        tile_block<2>(w, rs, X, Y, rows, cols, tb, te, o);
-        break;
-      case 3:
-        tile_block<3>(w, rs, X, Y, rows, cols, tb, te, o);
-        break;
-      case 4:
-        tile_block<4>(w, rs, X, Y, rows, cols, tb, te, o);
-        break;
-      default:
-        tile_block<5>(w, rs, X, Y, rows, cols, tb, te, o);
-        break;
-    }
+    using Block = void (*)(const float*, size_t, const float*, float*, size_t, size_t, size_t,
+                           size_t, size_t);
+    static constexpr Block kLeft[kRowBlock] = {nullptr,       tile_block<1>, tile_block<2>,
+                                               tile_block<3>, tile_block<4>, tile_block<5>};
+    kLeft[n](rows_at(o, n), rs, X, Y, rows, cols, tb, te, o);
   }
 }
 
