@@ -551,57 +551,54 @@ template <class Q>
 WKV_AVX2 inline float row_dot_q8(const unsigned char* w, const QuantX& xq, size_t nb) {
   static_assert(!std::is_same_v<Q, Q8_0>, "q8_0 rows go through rows_dot_q8_0");
   __m256 acc = _mm256_setzero_ps();
-  {
-    static_assert((Q::kOff & (Q::kOff - 1)) == 0, "the offset is applied as a shift");
-    constexpr int kShift = Q::kOff ? std::countr_zero(static_cast<unsigned>(Q::kOff)) : 0;
-    float accm = 0.0f;
-    size_t b = 0;
-    for (; b + 2 <= nb; b += 2, w += 2 * Q::kBytes) {
-      const int8_t* xp = xq.qp.data() + b * 32;
-      const XBlock x{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp)),
-                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + 32))};
-      __m256i i = Q::pair(w, w + Q::kBytes, x);
-      if constexpr (Q::kOff != 0)
-        i = _mm256_sub_epi32(
-            i, _mm256_slli_epi32(
-                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.isum4.data() + b * 4)),
-                   kShift));
-      // the two fp16 scales (each with the next 2 bytes) times d_x of their blocks, then
-      // spread to [d_b d_x,b x4 | d_b+1 d_x,b+1 x4]
-      int32_t da, db;
-      std::memcpy(&da, w, 4);
-      std::memcpy(&db, w + Q::kBytes, 4);
-      const __m128 dw = _mm_cvtph_ps(_mm_insert_epi32(_mm_cvtsi32_si128(da), db, 1));
-      const __m128 dx2 =
-          _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xq.d.data() + b)));
-      const __m128 s2 = _mm_mul_ps(dw, _mm_unpacklo_ps(dx2, dx2));
-      const __m256 s = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s2),
-                                                _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2));
-      acc = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(i), acc);
-      if constexpr (Q::kMin) {
-        accm += half(w + 2) * xq.sum[b];
-        accm += half(w + Q::kBytes + 2) * xq.sum[b + 1];
-      }
+  static_assert((Q::kOff & (Q::kOff - 1)) == 0, "the offset is applied as a shift");
+  constexpr int kShift = Q::kOff ? std::countr_zero(static_cast<unsigned>(Q::kOff)) : 0;
+  float accm = 0.0f;
+  size_t b = 0;
+  for (; b + 2 <= nb; b += 2, w += 2 * Q::kBytes) {
+    const int8_t* xp = xq.qp.data() + b * 32;
+    const XBlock x{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp)),
+                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + 32))};
+    __m256i i = Q::pair(w, w + Q::kBytes, x);
+    if constexpr (Q::kOff != 0)
+      i = _mm256_sub_epi32(
+          i, _mm256_slli_epi32(
+                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.isum4.data() + b * 4)),
+                 kShift));
+    // the two fp16 scales (each with the next 2 bytes) times d_x of their blocks, then
+    // spread to [d_b d_x,b x4 | d_b+1 d_x,b+1 x4]
+    int32_t da, db;
+    std::memcpy(&da, w, 4);
+    std::memcpy(&db, w + Q::kBytes, 4);
+    const __m128 dw = _mm_cvtph_ps(_mm_insert_epi32(_mm_cvtsi32_si128(da), db, 1));
+    const __m128 dx2 = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xq.d.data() + b)));
+    const __m128 s2 = _mm_mul_ps(dw, _mm_unpacklo_ps(dx2, dx2));
+    const __m256 s = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s2),
+                                              _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2));
+    acc = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(i), acc);
+    if constexpr (Q::kMin) {
+      accm += half(w + 2) * xq.sum[b];
+      accm += half(w + Q::kBytes + 2) * xq.sum[b + 1];
     }
-    __m128 acc4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    if (b < nb) {  // an odd last block: the same block in both halves, lanes 0-3 kept
-      const int8_t* q = xq.q.data() + b * 32;
-      const XBlock x{
-          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))),
-          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)))};
-      __m128i i = _mm256_castsi256_si128(Q::pair(w, w, x));
-      if constexpr (Q::kOff != 0)
-        i = _mm_sub_epi32(
-            i, _mm_slli_epi32(
-                   _mm_loadu_si128(reinterpret_cast<const __m128i*>(xq.isum4.data() + b * 4)),
-                   kShift));
-      acc4 = _mm_fmadd_ps(_mm_set1_ps(half(w) * xq.d[b]), _mm_cvtepi32_ps(i), acc4);
-      if constexpr (Q::kMin) accm += half(w + 2) * xq.sum[b];
-    }
-    acc4 = _mm_add_ps(acc4, _mm_movehl_ps(acc4, acc4));
-    acc4 = _mm_add_ss(acc4, _mm_shuffle_ps(acc4, acc4, 1));
-    return _mm_cvtss_f32(acc4) + accm;
   }
+  __m128 acc4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  if (b < nb) {  // an odd last block: the same block in both halves, lanes 0-3 kept
+    const int8_t* q = xq.q.data() + b * 32;
+    const XBlock x{
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))),
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)))};
+    __m128i i = _mm256_castsi256_si128(Q::pair(w, w, x));
+    if constexpr (Q::kOff != 0)
+      i = _mm_sub_epi32(
+          i,
+          _mm_slli_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xq.isum4.data() + b * 4)),
+                         kShift));
+    acc4 = _mm_fmadd_ps(_mm_set1_ps(half(w) * xq.d[b]), _mm_cvtepi32_ps(i), acc4);
+    if constexpr (Q::kMin) accm += half(w + 2) * xq.sum[b];
+  }
+  acc4 = _mm_add_ps(acc4, _mm_movehl_ps(acc4, acc4));
+  acc4 = _mm_add_ss(acc4, _mm_shuffle_ps(acc4, acc4, 1));
+  return _mm_cvtss_f32(acc4) + accm;
 }
 
 float* row_buffer(size_t n) {
