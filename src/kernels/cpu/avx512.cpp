@@ -162,7 +162,7 @@ WKV_AVX512 void rows_converted(Convert convert, const void* W, size_t rb, const 
   float* b = buf.data();
   rows_blocked(
       [&](size_t o, size_t n) {
-        for (size_t r = 0; r < n; ++r) convert(base + (o + r) * rb, b + r * cols);
+        for (size_t r = 0; r < n; ++r) convert(base + (o + r) * rb, b + r * cols, cols);
         return static_cast<const float*>(b);
       },
       cols, X, Y, rows, cols, T, r0, r1);
@@ -171,8 +171,7 @@ WKV_AVX512 void rows_converted(Convert convert, const void* W, size_t rb, const 
 // (Functors, not lambdas: a lambda's body does not get the function's target attribute.)
 template <class L>
 struct Widen {
-  size_t cols;
-  WKV_AVX512 void operator()(const unsigned char* row, float* out) const {
+  WKV_AVX512 void operator()(const unsigned char* row, float* out, size_t cols) const {
     for (size_t i = 0; i < cols; i += 16) {
       const __mmask16 m = tail_mask(cols - i);
       _mm512_mask_storeu_ps(out + i, m, L::load(row, i, m));
@@ -181,8 +180,7 @@ struct Widen {
 };
 struct Dequant {
   DType t;
-  size_t cols;
-  void operator()(const unsigned char* row, float* out) const {
+  void operator()(const unsigned char* row, float* out, size_t cols) const {
     avx2::dequant_row(t, row, out, cols);
   }
 };
@@ -195,11 +193,11 @@ struct Dequant {
     impl;                                                                                         \
   }
 WKV_ROWS(rows_f32, rows_f32_tiles(W, X, Y, rows, cols, T, r0, r1))
-WKV_ROWS(rows_bf16, rows_converted(Widen<BF16>{cols}, W, cols * 2, X, Y, rows, cols, T, r0, r1))
-WKV_ROWS(rows_f16, rows_converted(Widen<F16>{cols}, W, cols * 2, X, Y, rows, cols, T, r0, r1))
+WKV_ROWS(rows_bf16, rows_converted(Widen<BF16>{}, W, cols * 2, X, Y, rows, cols, T, r0, r1))
+WKV_ROWS(rows_f16, rows_converted(Widen<F16>{}, W, cols * 2, X, Y, rows, cols, T, r0, r1))
 #define WKV_QROWS(q)                                                                               \
-  WKV_ROWS(rows_##q, rows_converted(Dequant{DType::q, cols}, W, dtype_bytes(DType::q, cols), X, Y, \
-                                    rows, cols, T, r0, r1))
+  WKV_ROWS(rows_##q, rows_converted(Dequant{DType::q}, W, dtype_bytes(DType::q, cols), X, Y, rows, \
+                                    cols, T, r0, r1))
 WKV_QROWS(q8_0)
 WKV_QROWS(q4_0)
 WKV_QROWS(q4_1)
