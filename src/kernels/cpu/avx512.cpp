@@ -9,8 +9,9 @@
 // quantized dequantized by the AVX2 code) once per block of rows and 64 tokens, into a
 // per-thread buffer. On this project's AVX-512 Xeon (2 FMA units) the 768 x 768 x 64 tokens
 // product runs at 60-83 GFLOP/s against 36-58 for the AVX2 tiles.
-// T = 1 (generation) goes to the AVX2 one-token kernels: they are bound by memory bandwidth,
-// which a wider vector does not change.
+// T = 1 (generation): q4_k, q5_k and q6_k have 512-bit one-token dots (they were bound by
+// instructions at 256 bits); every other dtype goes to the AVX2 one-token kernels, which are
+// bound by memory bandwidth, which a wider vector does not change.
 // GCC 12's AVX-512 headers initialise their "undefined" vectors from themselves (__Y = __Y),
 // which -Wmaybe-uninitialized (or -Wuninitialized, for _mm512_reduce_add_ps) reports inside
 // every inlined intrinsic.
@@ -25,8 +26,10 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
+#include "core/quant.hpp"
 #include "kernels/cpu/avx2.hpp"
 
 #define WKV_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
@@ -184,6 +187,200 @@ struct Dequant {
     avx2::dequant_row(t, row, out, cols);
   }
 };
+
+// ---- one token, k-quant rows (q4_k, q5_k, q6_k) ----
+// These dots are bound by instructions, not memory, at 256 bits (bench_kernels 768 x 768 in
+// L2: q4_k 8.0 GB/s, q6_k 8.4, against 24 for bf16), so here they run on 64 bytes per step.
+// The token is quantized exactly as the AVX2 kernels do (int8 per 256 values, d = amax / 127,
+// the same rounding, the integer sum of each 16): only the order of the final fp32 additions
+// differs. For q4_k / q5_k the 32-value groups of each super-block are stored in the order
+// their 64-byte steps use them (a step's low nibbles are groups 4s and 4s + 2, its high
+// nibbles 4s + 1 and 4s + 3); q6_k uses them in order.
+struct QuantXK {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<int16_t> bsum;  // per 16 values, in the natural order
+};
+
+template <bool kNibbleOrder>
+WKV_AVX512 void quantize_xk(const float* x, size_t nsb, QuantXK& out) {
+  if (out.q.size() < nsb * 256) {
+    out.q.resize(nsb * 256);
+    out.d.resize(nsb);
+    out.bsum.resize(nsb * 16);
+  }
+  constexpr int kPos[8] = {0, 2, 1, 3, 4, 6, 5, 7};  // where group g is stored
+  for (size_t b = 0; b < nsb; ++b, x += 256) {
+    __m512 amax = _mm512_setzero_ps();
+    for (int k = 0; k < 16; ++k)
+      amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * k)));
+    const float d = _mm512_reduce_max_ps(amax) / 127.0f;
+    const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    out.d[b] = d;
+    int8_t* q = out.q.data() + b * 256;
+    for (int h = 0; h < 16; ++h) {
+      const int g = h / 2, at = 32 * (kNibbleOrder ? kPos[g] : g) + 16 * (h % 2);
+      const __m512i i = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * h), id));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + at), _mm512_cvtsepi32_epi8(i));
+      out.bsum[16 * b + static_cast<size_t>(h)] = static_cast<int16_t>(_mm512_reduce_add_epi32(
+          _mm512_max_epi32(_mm512_min_epi32(i, _mm512_set1_epi32(127)), _mm512_set1_epi32(-128))));
+    }
+  }
+}
+
+// int16 lane i of a 32-lane index vector: `a` for lanes 0-15, `b` for 16-31.
+WKV_AVX512 inline __m512i halves16(short a, short b) {
+  return _mm512_inserti64x4(_mm512_set1_epi16(a), _mm256_set1_epi16(b), 1);
+}
+
+// Byte lanes 0-31 bit `lo` set, 32-63 bit `hi`.
+WKV_AVX512 inline __m512i bit(int lo, int hi) {
+  return _mm512_inserti64x4(_mm512_set1_epi8(static_cast<char>(1 << lo)),
+                            _mm256_set1_epi8(static_cast<char>(1 << hi)), 1);
+}
+
+// sumi + the dot of unsigned levels u with qx, each int16 pair sum scaled by its lane of sc.
+WKV_AVX512 inline __m512i scaled_dot64(__m512i sumi, __m512i u, const int8_t* qx, __m512i sc) {
+  const __m512i x = _mm512_loadu_si512(qx);
+  return _mm512_add_epi32(sumi, _mm512_madd_epi16(_mm512_maddubs_epi16(u, x), sc));
+}
+
+// q4_k / q5_k: two 64-byte steps per super-block. Scales and mins decoded with 32-bit word
+// operations as the AVX2 dot; a step's scales picked per 256-bit half by one vpermw.
+template <bool k5>
+WKV_AVX512 inline float row_dot_q45k(const unsigned char* w, const QuantXK& xq, size_t nsb) {
+  constexpr size_t kBytes = k5 ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
+  const __m512i low4 = _mm512_set1_epi8(0x0f), sixteen = _mm512_set1_epi8(16);
+  const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  __m512 acc = _mm512_setzero_ps();
+  __m256 accm = _mm256_setzero_ps();
+  for (size_t b = 0; b < nsb; ++b, w += kBytes) {
+    uint16_t d16, dm16;
+    std::memcpy(&d16, w, 2);
+    std::memcpy(&dm16, w + 2, 2);
+    uint32_t a, bb, c;
+    std::memcpy(&a, w + 4, 4);
+    std::memcpy(&bb, w + 8, 4);
+    std::memcpy(&c, w + 12, 4);
+    const uint32_t sc_lo = a & 0x3f3f3f3fu, m_lo = bb & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
+    const uint32_t m_hi = ((c >> 4) & 0x0f0f0f0fu) | (((bb >> 6) & 0x03030303u) << 4);
+    const __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(
+        _mm_insert_epi32(_mm_cvtsi32_si128(static_cast<int>(sc_lo)), static_cast<int>(sc_hi), 1)));
+    const uint8_t* qs = w + (k5 ? 48 : 16);
+    const int8_t* qx = xq.q.data() + b * 256;
+    __m512i qh;
+    if constexpr (k5)
+      qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16)));
+    __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 2
+    for (int s = 0; s < 2; ++s) {
+      const __m512i raw = _mm512_loadu_si512(qs + 64 * s);
+      __m512i u0 = _mm512_and_si512(raw, low4);
+      __m512i u1 = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+      if constexpr (k5) {
+        // the fifth bit of group g is bit g of qh
+        u0 =
+            _mm512_mask_add_epi8(u0, _mm512_test_epi8_mask(qh, bit(4 * s, 4 * s + 2)), u0, sixteen);
+        u1 = _mm512_mask_add_epi8(u1, _mm512_test_epi8_mask(qh, bit(4 * s + 1, 4 * s + 3)), u1,
+                                  sixteen);
+      }
+      const short g = static_cast<short>(4 * s);
+      sumi = scaled_dot64(sumi, u0, qx + 128 * s,
+                          _mm512_permutexvar_epi16(halves16(g, static_cast<short>(g + 2)), sc16));
+      sumi =
+          scaled_dot64(sumi, u1, qx + 128 * s + 64,
+                       _mm512_permutexvar_epi16(
+                           halves16(static_cast<short>(g + 1), static_cast<short>(g + 3)), sc16));
+    }
+    const float dx = xq.d[b];
+    // each min applies to two 16-sums of qx (|lane| <= 2 * 2032 * 63: exact in fp32)
+    const __m128i m8 =
+        _mm_insert_epi32(_mm_cvtsi32_si128(static_cast<int>(m_lo)), static_cast<int>(m_hi), 1);
+    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(m8, dup));
+    const __m256i bs =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.bsum.data() + 16 * b));
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(d16) * dx), _mm512_cvtepi32_ps(sumi), acc);
+    accm = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(dm16) * dx),
+                           _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, m16)), accm);
+  }
+  const __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(accm), _mm256_extractf128_ps(accm, 1));
+  return _mm512_reduce_add_ps(acc) -
+         _mm_cvtss_f32(_mm_hadd_ps(_mm_hadd_ps(m4, m4), _mm_hadd_ps(m4, m4)));
+}
+
+// q6_k: per half of the super-block, one 64-byte load of ql gives groups 4h, 4h + 1 (low
+// nibbles) and 4h + 2, 4h + 3 (high nibbles); their two high bits come from the same 32 bytes
+// of qh, shifted per 256-bit half into bits 4-5. The offset 32 is applied through the 16-sums.
+WKV_AVX512 inline float row_dot_q6k(const unsigned char* w, const QuantXK& xq, size_t nsb) {
+  constexpr size_t kBytes = sizeof(quant::BlockQ6_K);
+  static_assert(offsetof(quant::BlockQ6_K, ql) == 0 && offsetof(quant::BlockQ6_K, qh) == 128 &&
+                offsetof(quant::BlockQ6_K, scales) == 192 && offsetof(quant::BlockQ6_K, d) == 208);
+  const __m512i low4 = _mm512_set1_epi8(0x0f), bits45 = _mm512_set1_epi8(0x30);
+  // groups 4h + k take bits 2k, 2k + 1 of qh: k = 0, 1 shifted up by 4, 2; k = 2, 3 down by 0, 2
+  const __m512i up = halves16(4, 2), down = halves16(0, 2);
+  __m512 acc = _mm512_setzero_ps();
+  __m256 accc = _mm256_setzero_ps();
+  for (size_t b = 0; b < nsb; ++b, w += kBytes) {
+    uint16_t d16;
+    std::memcpy(&d16, w + 208, 2);
+    const __m256i sc16 =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)));
+    const __m512i scz = _mm512_castsi256_si512(sc16);
+    const int8_t* qx = xq.q.data() + b * 256;
+    __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      const __m512i l = _mm512_loadu_si512(w + 64 * h);
+      const __m512i qh = _mm512_broadcast_i64x4(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * h)));
+      const __m512i ua = _mm512_or_si512(_mm512_and_si512(l, low4),
+                                         _mm512_and_si512(_mm512_sllv_epi16(qh, up), bits45));
+      const __m512i ub = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), low4),
+                                         _mm512_and_si512(_mm512_srlv_epi16(qh, down), bits45));
+      // int16 lane i of group pair (4h, 4h + 1) is 16-part 8h + i / 8; of (4h + 2, 4h + 3) 8h + 4 +
+      // i / 8
+      const __m512i ia = _mm512_add_epi16(
+          _mm512_srli_epi16(
+              _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15,
+                               14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+              3),
+          _mm512_set1_epi16(static_cast<short>(8 * h)));
+      const __m512i ib = _mm512_add_epi16(ia, _mm512_set1_epi16(4));
+      // |pairs| <= 2 * 63 * 127, times |scale| <= 128, in pairs: within int32
+      sumi = scaled_dot64(sumi, ua, qx + 128 * h, _mm512_permutexvar_epi16(ia, scz));
+      sumi = scaled_dot64(sumi, ub, qx + 128 * h + 64, _mm512_permutexvar_epi16(ib, scz));
+    }
+    const float ddx = _cvtsh_ss(d16) * xq.d[b];
+    const __m256i bs =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.bsum.data() + 16 * b));
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(ddx), _mm512_cvtepi32_ps(sumi), acc);
+    accc = _mm256_fmadd_ps(_mm256_set1_ps(32.0f * ddx),
+                           _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, sc16)), accc);
+  }
+  const __m128 c4 = _mm_add_ps(_mm256_castps256_ps128(accc), _mm256_extractf128_ps(accc, 1));
+  return _mm512_reduce_add_ps(acc) -
+         _mm_cvtss_f32(_mm_hadd_ps(_mm_hadd_ps(c4, c4), _mm_hadd_ps(c4, c4)));
+}
+
+constexpr size_t kPrefetchAhead = 2048;
+
+template <bool kNibbleOrder, float (*Dot)(const unsigned char*, const QuantXK&, size_t)>
+WKV_AVX512 void one_token_k(const void* W, const float* X, float* Y, size_t cols, size_t rb,
+                            size_t r0, size_t r1) {
+  const size_t nsb = cols / 256;
+  thread_local QuantXK xq;
+  quantize_xk<kNibbleOrder>(X, nsb, xq);
+  const auto* base = static_cast<const unsigned char*>(W);
+  // Software prefetch kPrefetchAhead bytes past the current row, as the AVX2 one-token
+  // kernels: without it the 65536 x 768 head (DRAM) ran 20 % slower than at 256 bits.
+  const unsigned char *next = base + r0 * rb, *end = base + r1 * rb;
+  for (size_t o = r0; o < r1; ++o) {
+    const unsigned char* want = std::min(end, base + (o + 1) * rb + kPrefetchAhead);
+    for (; next < want; next += 64) _mm_prefetch(reinterpret_cast<const char*>(next), _MM_HINT_T0);
+    Y[o] = Dot(base + o * rb, xq, nsb);
+  }
+}
 }  // namespace
 
 #define WKV_ROWS(fn, impl)                                                                        \
@@ -205,9 +402,18 @@ WKV_QROWS(q5_0)
 WKV_QROWS(q5_1)
 WKV_QROWS(q2_k)
 WKV_QROWS(q3_k)
-WKV_QROWS(q4_k)
-WKV_QROWS(q5_k)
-WKV_QROWS(q6_k)
+// The k-quants have their own one-token dots.
+#define WKV_KROWS(q, one)                                                                    \
+  void rows_##q(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, \
+                size_t r0, size_t r1) {                                                      \
+    const size_t rb = dtype_bytes(DType::q, cols);                                           \
+    if (T == 1) return one(W, X, Y, cols, rb, r0, r1);                                       \
+    rows_converted(Dequant{DType::q}, W, rb, X, Y, rows, cols, T, r0, r1);                   \
+  }
+WKV_KROWS(q4_k, (one_token_k<true, row_dot_q45k<false>>))
+WKV_KROWS(q5_k, (one_token_k<true, row_dot_q45k<true>>))
+WKV_KROWS(q6_k, (one_token_k<false, row_dot_q6k>))
+#undef WKV_KROWS
 #undef WKV_QROWS
 #undef WKV_ROWS
 
