@@ -10,8 +10,12 @@
 // Probing costs about 1/(kRunEpochs + 2) of the time at the slower setting. The first two
 // probes are shorter (kFirstEpochCalls, about 6 tokens of a 12-layer model): with full-length
 // ones the first ~25 generated tokens of every run went alone, which on an idle 2-core machine
-// cost a 64-token `wkv bench` a fifth of its 2-thread speed. Results never depend on the
-// choice (kernels give the same bits for any split).
+// cost a 64-token `wkv bench` a fifth of its 2-thread speed. Before the first probe, the first
+// kWarmupCalls products run in the pool untimed: while a new pool's threads settle (Linux woke
+// a worker on the caller's CPU and left them sharing it for a while) the pool measured slower
+// than one thread, and about half of all 2-thread runs on this project's 2-vCPU machine then
+// generated alone until the next probe, ~800 tokens later (12 x 768 q4_k_m: 73 instead of
+// 105 tok/s). Results never depend on the choice (kernels give the same bits for any split).
 #pragma once
 
 #include <cstddef>
@@ -23,6 +27,7 @@ class SoloChooser {
   static constexpr size_t kEpochCalls =
       2048;  // products per probe (~25 tokens of a 12-layer model)
   static constexpr size_t kFirstEpochCalls = 512;  // the first probe pair (~6 such tokens)
+  static constexpr size_t kWarmupCalls = 512;      // untimed, in the pool, before the first probe
   static constexpr size_t kRunEpochs = 32;
   static constexpr double kSoloMargin = 0.95;
 
@@ -31,6 +36,13 @@ class SoloChooser {
 
   // A product of `macs` multiply-adds took `seconds`, run as solo() said.
   void record(double seconds, double macs) {
+    if (phase_ == Phase::kWarmup) {
+      if (++calls_ >= kWarmupCalls) {
+        calls_ = 0;
+        phase_ = Phase::kProbeParallel;
+      }
+      return;
+    }
     sec_ += seconds;
     macs_ += macs;
     if (++calls_ < (decided_ ? kEpochCalls : kFirstEpochCalls)) return;
@@ -48,6 +60,8 @@ class SoloChooser {
         phase_ = Phase::kRun;
         epochs_ = 0;
         break;
+      case Phase::kWarmup:
+        break;
       case Phase::kRun:
         if (++epochs_ >= kRunEpochs) phase_ = Phase::kProbeParallel;
         break;
@@ -55,8 +69,8 @@ class SoloChooser {
   }
 
  private:
-  enum class Phase { kProbeParallel, kProbeSolo, kRun };
-  Phase phase_ = Phase::kProbeParallel;
+  enum class Phase { kWarmup, kProbeParallel, kProbeSolo, kRun };
+  Phase phase_ = Phase::kWarmup;
   bool run_solo_ = false;
   bool decided_ = false;  // the first (short) probe pair is done
   size_t calls_ = 0, epochs_ = 0;

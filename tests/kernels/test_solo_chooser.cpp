@@ -20,24 +20,36 @@ size_t drive_calls(SoloChooser& c, size_t calls, double parallel, double solo) {
 
 constexpr size_t kE = SoloChooser::kEpochCalls;
 constexpr size_t kF = SoloChooser::kFirstEpochCalls;
+constexpr size_t kW = SoloChooser::kWarmupCalls;
 
 // `epochs` full-length epochs.
 size_t drive(SoloChooser& c, size_t epochs, double parallel, double solo) {
   return drive_calls(c, epochs * kE, parallel, solo);
 }
-// The first two (short) probes.
+// The warm-up and the first two (short) probes.
 size_t drive_first_probes(SoloChooser& c, double parallel, double solo) {
-  return drive_calls(c, 2 * kF, parallel, solo);
+  return drive_calls(c, kW + 2 * kF, parallel, solo);
 }
 
 TEST(SoloChooser, KeepsThePoolWhenItIsFaster) {
   SoloChooser c;
-  EXPECT_FALSE(c.solo());  // starts by timing the pool, briefly
+  EXPECT_FALSE(c.solo());  // starts in the pool, untimed (the warm-up)
+  EXPECT_EQ(drive_calls(c, kW, 1.0, 1.4), 0u);
+  // then times the pool, briefly
   EXPECT_EQ(drive_calls(c, kF, 1.0, 1.4), 0u);
   EXPECT_EQ(drive_calls(c, kF, 1.0, 1.4), kF);  // then as briefly alone
   EXPECT_EQ(drive(c, SoloChooser::kRunEpochs, 1.0, 1.4), 0u);
   // and probes again: one more solo epoch after the parallel probe
   EXPECT_EQ(drive(c, 2, 1.0, 1.4), kE);
+}
+
+TEST(SoloChooser, IgnoresTheWarmUp) {
+  SoloChooser c;
+  // The pool is three times slower while the threads start (sharing one CPU, say), then
+  // faster: the warm-up is not measured, so the pool is kept.
+  EXPECT_EQ(drive_calls(c, kW, 3.0, 1.0), 0u);
+  EXPECT_EQ(drive_calls(c, 2 * kF, 1.0, 1.4), kF);
+  EXPECT_EQ(drive(c, SoloChooser::kRunEpochs, 1.0, 1.4), 0u);
 }
 
 TEST(SoloChooser, GoesSoloWhenThePoolIsSlower) {
