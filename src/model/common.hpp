@@ -19,7 +19,7 @@ namespace wkv {
 
 constexpr float kLayerNormEps = 1e-5f;  // every LayerNorm in the official model.py
 constexpr float kGroupNormEps = 64e-5f; // ln_x GroupNorm eps of the official v5/v6/v7 code
-constexpr size_t kChunk = 64;           // tokens per matrix-product chunk in forward_seq
+constexpr size_t kChunk = 128;          // tokens per matrix-product chunk in forward_seq
 
 struct EmbedHead {
   Matrix emb;                         // [V, C]
