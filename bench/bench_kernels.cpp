@@ -111,6 +111,8 @@ int register_all() {
                                [](benchmark::State& s) { wkv7(s, &wkv::kernels::ref_table()); });
   benchmark::RegisterBenchmark("wkv7_step/avx2/H12N64",
                                [](benchmark::State& s) { wkv7(s, wkv::kernels::avx2_table()); });
+  benchmark::RegisterBenchmark("wkv7_step/avx512/H12N64",
+                               [](benchmark::State& s) { wkv7(s, wkv::kernels::avx512_table()); });
   return 0;
 }
 [[maybe_unused]] const int registered = register_all();

@@ -66,7 +66,7 @@ const Table kAvx2{
     .rows_q4_0 = ns::rows_q4_0, .rows_q4_1 = ns::rows_q4_1, .rows_q5_0 = ns::rows_q5_0,         \
     .rows_q5_1 = ns::rows_q5_1, .rows_q2_k = ns::rows_q2_k, .rows_q3_k = ns::rows_q3_k,         \
     .rows_q4_k = ns::rows_q4_k, .rows_q5_k = ns::rows_q5_k, .rows_q6_k = ns::rows_q6_k,         \
-    .wkv7_step = avx2::wkv7_step, .wkv5_step = avx2::wkv5_step, .name = label,                  \
+    .wkv7_step = avx512::wkv7_step, .wkv5_step = avx2::wkv5_step, .name = label,                \
   }
 const Table kAvx512 = WKV_WIDE_TABLE(avx512, "avx512");
 const Table kAmx = [] {

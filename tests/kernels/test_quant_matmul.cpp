@@ -256,7 +256,7 @@ TEST(Wkv, SimdStepsMatchReference) {
   const auto tables = simd_tables();
   if (tables.empty()) GTEST_SKIP() << "CPU has no AVX2+FMA+F16C";
   for (const Table* simd : tables)
-    for (size_t N : {1u, 3u, 8u, 13u, 64u}) {
+    for (size_t N : {1u, 3u, 8u, 13u, 16u, 32u, 64u}) {
       const size_t H = 3, C = H * N;
       auto S0 = randn(H * N * N, 1);
       const auto r = randn(C, 2), k = randn(C, 3), v = randn(C, 4), a = randn(C, 5),

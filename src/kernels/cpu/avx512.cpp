@@ -446,4 +446,60 @@ WKV_KROWS(q6_k, (one_token_k<false, row_dot_q6k>))
 #undef WKV_QROWS
 #undef WKV_ROWS
 
+// ---- the RWKV-7 recurrence ----
+// Per head, state rows i (S[i][j], j < N): sa = a . S[i]; S[i] = S[i] * w + v[i] k + sa b;
+// y[i] = S[i] . r. Four rows at a time, each row's N values in N / 16 registers, so four
+// independent chains hide the FMA latency (the AVX2 step runs one row's two dependent sums at
+// a time); the four rows' sums come out of one transposing tree (reduce4), y's as one store.
+template <size_t NV>  // N / 16
+WKV_AVX512 void wkv7_rows4(float* Sh, const float* rh, const float* wh, const float* kh,
+                           const float* vh, const float* ah, const float* bh, float* yh, size_t i) {
+  __m512 s[4][NV], sa[4];
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {
+    const float* row = Sh + (i + q) * NV * 16;
+    sa[q] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (size_t j = 0; j < NV; ++j) {
+      s[q][j] = _mm512_loadu_ps(row + 16 * j);
+      sa[q] = _mm512_fmadd_ps(_mm512_loadu_ps(ah + 16 * j), s[q][j], sa[q]);
+    }
+  }
+  alignas(16) float sas[4];
+  _mm_store_ps(sas, reduce4(sa[0], sa[1], sa[2], sa[3]));
+  __m512 acc[4];
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {
+    float* row = Sh + (i + q) * NV * 16;
+    const __m512 vv = _mm512_set1_ps(vh[i + q]), sv = _mm512_set1_ps(sas[q]);
+    acc[q] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (size_t j = 0; j < NV; ++j) {
+      __m512 x = _mm512_mul_ps(s[q][j], _mm512_loadu_ps(wh + 16 * j));
+      x = _mm512_fmadd_ps(_mm512_loadu_ps(kh + 16 * j), vv, x);
+      x = _mm512_fmadd_ps(sv, _mm512_loadu_ps(bh + 16 * j), x);
+      _mm512_storeu_ps(row + 16 * j, x);
+      acc[q] = _mm512_fmadd_ps(x, _mm512_loadu_ps(rh + 16 * j), acc[q]);
+    }
+  }
+  _mm_storeu_ps(yh + i, reduce4(acc[0], acc[1], acc[2], acc[3]));
+}
+
+WKV_AVX512 void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v,
+                          const float* a, const float* b, float* y, size_t H, size_t N) {
+  if (N != 64 && N != 32 && N != 16) return avx2::wkv7_step(S, r, w, k, v, a, b, y, H, N);
+  for (size_t h = 0; h < H; ++h) {
+    const size_t o = h * N;
+    float* Sh = S + h * N * N;
+    for (size_t i = 0; i < N; i += 4) {
+      if (N == 64)
+        wkv7_rows4<4>(Sh, r + o, w + o, k + o, v + o, a + o, b + o, y + o, i);
+      else if (N == 32)
+        wkv7_rows4<2>(Sh, r + o, w + o, k + o, v + o, a + o, b + o, y + o, i);
+      else
+        wkv7_rows4<1>(Sh, r + o, w + o, k + o, v + o, a + o, b + o, y + o, i);
+    }
+  }
+}
+
 }  // namespace wkv::kernels::avx512

@@ -27,9 +27,14 @@ namespace wkv::kernels {
   WKV_SIMD_ROWS(rows_q6_k)
 
 // AVX-512F: T > 1 in fp32 with 16-wide FMAs (weights converted or dequantized to fp32);
-// T = 1 goes to the AVX2 one-token kernels, which are bound by memory, not by vector width.
+// T = 1: 512-bit dots for q4_k/q5_k/q6_k, the AVX2 one-token kernels (bound by memory, not by
+// vector width) for the rest.
 namespace avx512 {
 WKV_SIMD_ROWS_ALL
+// The RWKV-7 recurrence, four state rows at a time (head sizes a multiple of 16; others go to
+// the AVX2 step).
+void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v,
+               const float* a, const float* b, float* y, size_t H, size_t N);
 }  // namespace avx512
 
 // AMX-BF16 (with AVX-512 BF16 for the conversions): T >= kMinTokens through the tiles, in the
