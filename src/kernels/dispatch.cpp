@@ -36,6 +36,8 @@ const Table kRef{
     .rows_q6_k = ref::matmul_q6_k,
     .wkv7_step = ref::wkv7_step,
     .wkv5_step = ref::wkv5_step,
+    .exp_f32 = ref::exp_f32,
+    .sigmoid_f32 = ref::sigmoid_f32,
     .name = "ref",
 };
 const Table kAvx2{
@@ -56,6 +58,8 @@ const Table kAvx2{
     .rows_q6_k = avx2::rows_q6_k,
     .wkv7_step = avx2::wkv7_step,
     .wkv5_step = avx2::wkv5_step,
+    .exp_f32 = avx2::exp_f32,
+    .sigmoid_f32 = avx2::sigmoid_f32,
     .name = "avx2",
 };
 
@@ -66,7 +70,8 @@ const Table kAvx2{
     .rows_q4_0 = ns::rows_q4_0, .rows_q4_1 = ns::rows_q4_1, .rows_q5_0 = ns::rows_q5_0,         \
     .rows_q5_1 = ns::rows_q5_1, .rows_q2_k = ns::rows_q2_k, .rows_q3_k = ns::rows_q3_k,         \
     .rows_q4_k = ns::rows_q4_k, .rows_q5_k = ns::rows_q5_k, .rows_q6_k = ns::rows_q6_k,         \
-    .wkv7_step = avx512::wkv7_step, .wkv5_step = avx2::wkv5_step, .name = label,                \
+    .wkv7_step = avx512::wkv7_step, .wkv5_step = avx2::wkv5_step, .exp_f32 = avx2::exp_f32,     \
+    .sigmoid_f32 = avx2::sigmoid_f32, .name = label,                                            \
   }
 const Table kAvx512 = WKV_WIDE_TABLE(avx512, "avx512");
 const Table kAmx = [] {
@@ -165,6 +170,9 @@ void wkv5_step(float* S, const float* r, const float* w, const float* u, const f
                const float* v, float* y, size_t H, size_t N) {
   table().wkv5_step(S, r, w, u, k, v, y, H, N);
 }
+
+void exp_f32(const float* x, float* y, size_t n) { table().exp_f32(x, y, n); }
+void sigmoid_f32(const float* x, float* y, size_t n) { table().sigmoid_f32(x, y, n); }
 
 // ---- threads ----
 

@@ -30,6 +30,7 @@ using Wkv7Step = void (*)(float* S, const float* r, const float* w, const float*
                           const float* a, const float* b, float* y, size_t H, size_t N);
 using Wkv5Step = void (*)(float* S, const float* r, const float* w, const float* u, const float* k,
                           const float* v, float* y, size_t H, size_t N);
+using Elementwise = void (*)(const float* x, float* y, size_t n);
 
 struct Table {
   MatmulF32 matmul_f32;  // whole matrices (kept for callers outside the model)
@@ -39,6 +40,7 @@ struct Table {
       rows_q2_k, rows_q3_k, rows_q4_k, rows_q5_k, rows_q6_k;
   Wkv7Step wkv7_step;
   Wkv5Step wkv5_step;
+  Elementwise exp_f32, sigmoid_f32;
   const char* name;  // "ref", "avx2", "avx512", "amx"
   // Optional two-step form for products over at least packed_min_t tokens: X converted once
   // per product by pack_x (into the calling thread's buffer, read by all threads of that
@@ -101,10 +103,17 @@ void wkv7_step(float* S, const float* r, const float* w, const float* k, const f
                const float* a, const float* b, float* y, size_t H, size_t N);
 void wkv5_step(float* S, const float* r, const float* w, const float* u, const float* k,
                const float* v, float* y, size_t H, size_t N);
+void exp_f32(const float* x, float* y, size_t n);
+void sigmoid_f32(const float* x, float* y, size_t n);
 }  // namespace ref
 
 // y = (x - mean) / sqrt(var + eps) * w + b over n channels (biased variance, as torch).
 void layer_norm(const float* x, const float* w, const float* b, float* y, size_t n, float eps);
+// y = exp(x) and y = 1 / (1 + exp(-x)) over n floats (y may be x), through the dispatch table.
+// The SIMD versions are within 2 ulp of std::exp (results below FLT_MIN flush to 0; inf and
+// NaN as std::exp); the sigmoid is 1 / (1 + that exp).
+void exp_f32(const float* x, float* y, size_t n);
+void sigmoid_f32(const float* x, float* y, size_t n);
 // GroupNorm with H groups of N channels each, per-channel affine w, b.
 void group_norm(const float* x, const float* w, const float* b, float* y, size_t H, size_t N,
                 float eps);

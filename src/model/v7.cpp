@@ -350,7 +350,7 @@ void ModelV7::time_mix(const Layer& L, int li, size_t T, const std::vector<Segme
   matmul(L.a2, W.hid.data(), W.a.data(), T);
   // g = sigmoid(xg @ g1) @ g2
   matmul(L.g1, W.xg.data(), W.hid.data(), T);
-  for (size_t i = 0; i < T * L.g1.rows; ++i) W.hid[i] = sigmoid(W.hid[i]);
+  kernels::sigmoid_f32(W.hid.data(), W.hid.data(), T * L.g1.rows);
   matmul(L.g2, W.hid.data(), W.g.data(), T);
   // value residual gate: sigmoid(v0 + (xv @ v1) @ v2), layers >= 1
   if (li > 0) {
@@ -368,11 +368,16 @@ void ModelV7::time_mix(const Layer& L, int li, size_t T, const std::vector<Segme
       float* a = W.a.data() + t * C;
       float* kk = W.kk.data() + t * C;
       float* vf = W.vfirst.data() + t * C;
+      // w = exp(kDecayScale * sigmoid(w0 + w)), a = sigmoid(a0 + a): vectorized exp
       for (size_t c = 0; c < C; ++c) {
-        w[c] = std::exp(kDecayScale * sigmoid(L.w0[c] + w[c]));
-        a[c] = sigmoid(L.a0[c] + a[c]);
+        w[c] = L.w0[c] + w[c];
+        a[c] = L.a0[c] + a[c];
         kk[c] = k[c] * L.k_k[c];
       }
+      kernels::sigmoid_f32(w, w, C);
+      for (size_t c = 0; c < C; ++c) w[c] *= kDecayScale;
+      kernels::exp_f32(w, w, C);
+      kernels::sigmoid_f32(a, a, C);
       // kk = L2-normalise per head
       for (size_t h = 0; h < H; ++h) {
         float ss = 0;
@@ -384,8 +389,10 @@ void ModelV7::time_mix(const Layer& L, int li, size_t T, const std::vector<Segme
       if (li == 0) {
         std::memcpy(vf, v, C * sizeof(float));
       } else {
-        const float* gate = W.lo.data() + t * C;
-        for (size_t c = 0; c < C; ++c) v[c] = v[c] + (vf[c] - v[c]) * sigmoid(L.v0[c] + gate[c]);
+        float* gate = W.lo.data() + t * C;  // free until the output projection
+        for (size_t c = 0; c < C; ++c) gate[c] += L.v0[c];
+        kernels::sigmoid_f32(gate, gate, C);
+        for (size_t c = 0; c < C; ++c) v[c] = v[c] + (vf[c] - v[c]) * gate[c];
       }
       float* neg_kk = W.xr.data() + t * C;
       float* kka = W.xw.data() + t * C;

@@ -1166,6 +1166,65 @@ WKV_AVX2 void wkv7_step(float* S, const float* r, const float* w, const float* k
   }
 }
 
+// ---- exp and sigmoid ----
+// exp(x) = 2^n e^r, n = round(x / ln 2), r = x - n ln 2 (ln 2 in two parts, so r is exact to
+// fp32), e^r by Cephes' degree-6 polynomial for expf (|r| <= ln 2 / 2; about 1 ulp there).
+// x is clamped to [-87.34, 88.72], so n is within [-126, 128] and 2^n is applied as two normal
+// factors; x above 88.72 gives inf, below -87.34 gives 0 (std::exp gives denormals there), NaN
+// stays NaN.
+WKV_AVX2 inline __m256 exp8(__m256 x) {
+  const __m256 hi = _mm256_set1_ps(88.7228394f), lo = _mm256_set1_ps(-87.3365479f);
+  const __m256 xc = _mm256_max_ps(_mm256_min_ps(x, hi), lo);
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504f)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  // 2^n as 2^h 2^(n-h), h = n >> 1: both factors normal for n in [-126, 128]
+  const __m256i ni = _mm256_cvtps_epi32(n), h = _mm256_srai_epi32(ni, 1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, bias), 23));
+  const __m256 e2 =
+      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, h), bias), 23));
+  __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, e1), e2);
+  y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+  y = _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
+  return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));  // NaN in, NaN out
+}
+
+WKV_AVX2 void exp_f32(const float* x, float* y, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));
+  if (i < n) {
+    alignas(32) float t[8] = {};
+    std::memcpy(t, x + i, (n - i) * sizeof(float));
+    _mm256_store_ps(t, exp8(_mm256_load_ps(t)));
+    std::memcpy(y + i, t, (n - i) * sizeof(float));
+  }
+}
+
+WKV_AVX2 void sigmoid_f32(const float* x, float* y, size_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp8(_mm256_xor_ps(_mm256_loadu_ps(x + i), sign));
+    _mm256_storeu_ps(y + i, _mm256_div_ps(one, _mm256_add_ps(one, e)));
+  }
+  if (i < n) {
+    alignas(32) float t[8] = {};
+    std::memcpy(t, x + i, (n - i) * sizeof(float));
+    const __m256 e = exp8(_mm256_xor_ps(_mm256_load_ps(t), sign));
+    _mm256_store_ps(t, _mm256_div_ps(one, _mm256_add_ps(one, e)));
+    std::memcpy(y + i, t, (n - i) * sizeof(float));
+  }
+}
+
 WKV_AVX2 void wkv5_step(float* S, const float* r, const float* w, const float* u, const float* k,
                         const float* v, float* y, size_t H, size_t N) {
   for (size_t h = 0; h < H; ++h) {

@@ -35,5 +35,7 @@ void wkv7_step(float* S, const float* r, const float* w, const float* k, const f
                const float* a, const float* b, float* y, size_t H, size_t N);
 void wkv5_step(float* S, const float* r, const float* w, const float* u, const float* k,
                const float* v, float* y, size_t H, size_t N);
+void exp_f32(const float* x, float* y, size_t n);
+void sigmoid_f32(const float* x, float* y, size_t n);
 
 }  // namespace wkv::kernels::avx2

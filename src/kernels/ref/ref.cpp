@@ -195,6 +195,13 @@ void wkv5_step(float* S, const float* r, const float* w, const float* u, const f
   }
 }
 
+void exp_f32(const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+}
+void sigmoid_f32(const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + std::exp(-x[i]));
+}
+
 }  // namespace ref
 
 }  // namespace wkv::kernels
