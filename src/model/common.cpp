@@ -184,7 +184,9 @@ void ChannelMix::forward(float* x, size_t T, float* prev, FfnScratch& w) const {
   });
   matmul(Wv, w.hid.data(), w.out.data(), T);
   for_rows(T, [&](size_t t0, size_t t1) {
-    for (size_t i = t0 * C; i < t1 * C; ++i) x[i] += sigmoid(w.r[i]) * w.out[i];
+    float* r = w.r.data() + t0 * C;
+    kernels::sigmoid_f32(r, r, (t1 - t0) * C);
+    for (size_t i = t0 * C; i < t1 * C; ++i) x[i] += w.r[i] * w.out[i];
   });
 }
 

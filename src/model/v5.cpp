@@ -144,7 +144,9 @@ void ModelV5::time_mix(const Layer& L, float* x, size_t T, float* att_prev, floa
   matmul(L.Wv, W.xv.data(), W.v.data(), T);
   if (gated()) {
     matmul(L.Wg, W.xg.data(), W.g.data(), T);
-    for (size_t i = 0; i < T * C; ++i) W.g[i] = silu(W.g[i]);
+    // silu(g) = g sigmoid(g), the sigmoid into y (free until the recurrence)
+    kernels::sigmoid_f32(W.g.data(), W.y.data(), T * C);
+    for (size_t i = 0; i < T * C; ++i) W.g[i] *= W.y[i];
   }
   wkv5_rows(S, W.r.data(), L.w.data(), 0, L.u.data(), W.k.data(), W.v.data(), W.y.data(), T, H,
             N);

@@ -201,17 +201,21 @@ void ModelV6::time_mix(const Layer& L, float* x, size_t T, float* att_prev, floa
   matmul(L.Wk, W.mixed[kK].data(), W.k.data(), T);
   matmul(L.Wv, W.mixed[kV].data(), W.v.data(), T);
   matmul(L.Wg, W.mixed[kG].data(), W.g.data(), T);
-  for (size_t i = 0; i < T * C; ++i) W.g[i] = silu(W.g[i]);
+  // silu(g) = g sigmoid(g), the sigmoid into y (free until the recurrence)
+  kernels::sigmoid_f32(W.g.data(), W.y.data(), T * C);
+  for (size_t i = 0; i < T * C; ++i) W.g[i] *= W.y[i];
   // w = exp(-exp(time_decay + tanh(xw @ decay_w1) @ decay_w2))
   matmul(L.decay_w1, W.mixed[kW].data(), W.lora.data(), T);
   for (size_t i = 0; i < T * Dd; ++i) W.lora[i] = std::tanh(W.lora[i]);
   matmul(L.decay_w2, W.lora.data(), W.w.data(), T);
   for_rows(T, [&](size_t t0, size_t t1) {
-    for (size_t t = t0; t < t1; ++t)
-      for (size_t c = 0; c < C; ++c) {
-        const size_t o = t * C + c;
-        W.w[o] = std::exp(-std::exp(L.decay[c] + W.w[o]));
-      }
+    for (size_t t = t0; t < t1; ++t) {
+      float* w = W.w.data() + t * C;
+      for (size_t c = 0; c < C; ++c) w[c] += L.decay[c];
+      kernels::exp_f32(w, w, C);
+      for (size_t c = 0; c < C; ++c) w[c] = -w[c];
+      kernels::exp_f32(w, w, C);
+    }
   });
   wkv5_rows(S, W.r.data(), W.w.data(), C, L.u.data(), W.k.data(), W.v.data(), W.y.data(), T, H,
             N);
