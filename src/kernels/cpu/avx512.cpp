@@ -6,8 +6,8 @@
 // masked step, so every output element is one accumulator over the columns in order, reduced
 // the same way whatever the row or token blocking (a thread split never changes a bit).
 // fp32 weights are read in place; every other dtype is converted to fp32 (16-bit widened,
-// quantized dequantized by the AVX2 code) once per block of rows and 64 tokens, into a
-// per-thread buffer. On this project's AVX-512 Xeon (2 FMA units) the 768 x 768 x 64 tokens
+// quantized dequantized by the AVX2 code) once per block of rows and product (per 64 tokens
+// when the product's tokens do not fit in kL2Budget), into a per-thread buffer. On this project's AVX-512 Xeon (2 FMA units) the 768 x 768 x 64 tokens
 // product runs at 60-83 GFLOP/s against 36-58 for the AVX2 tiles.
 // T = 1 (generation): q4_k, q5_k and q6_k have 512-bit one-token dots (they were bound by
 // instructions at 256 bits); every other dtype goes to the AVX2 one-token kernels, which are
