@@ -38,7 +38,6 @@ struct EmbedHead {
 Status read_embed_dims(const TensorMap& t, const std::string& where, Hparams& hp);
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-inline float silu(float x) { return x * sigmoid(x); }
 
 // The dtype of the large matrices (that of the first `*.att.key.weight`).
 std::string matrix_dtype(const TensorMap& t);

@@ -49,19 +49,6 @@ WKV_AVX2 inline float hsum(__m256 v) {
   return _mm_cvtss_f32(lo);
 }
 
-// Software prefetch for the one-token kernels, which stream each weight row once: keeps the
-// lines kPrefetchAhead bytes beyond the end of the current row requested, so the DRAM reads
-// overlap the arithmetic (the hardware prefetcher alone left the quantized kernels at
-// compute + memory time, not the larger of the two).
-constexpr size_t kPrefetchAhead = 2048;
-struct RowPrefetch {
-  const unsigned char *next, *end;
-  WKV_AVX2 void upto(const unsigned char* row_end) {
-    const unsigned char* want = std::min(end, row_end + kPrefetchAhead);
-    for (; next < want; next += 64) _mm_prefetch(reinterpret_cast<const char*>(next), _MM_HINT_T0);
-  }
-};
-
 // ---- plain weight rows ----
 
 struct F32 {
@@ -1198,32 +1185,31 @@ WKV_AVX2 inline __m256 exp8(__m256 x) {
   return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));  // NaN in, NaN out
 }
 
-WKV_AVX2 void exp_f32(const float* x, float* y, size_t n) {
+// y = f(x) over n floats, 8 at a time; the tail through a zero-padded copy. (Functors, not
+// lambdas: a lambda's body does not get the function's target attribute.)
+template <class F>
+WKV_AVX2 inline void map8(const float* x, float* y, size_t n, F f) {
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, f(_mm256_loadu_ps(x + i)));
   if (i < n) {
     alignas(32) float t[8] = {};
     std::memcpy(t, x + i, (n - i) * sizeof(float));
-    _mm256_store_ps(t, exp8(_mm256_load_ps(t)));
+    _mm256_store_ps(t, f(_mm256_load_ps(t)));
     std::memcpy(y + i, t, (n - i) * sizeof(float));
   }
 }
+struct Exp8 {
+  WKV_AVX2 __m256 operator()(__m256 x) const { return exp8(x); }
+};
+struct Sigmoid8 {
+  WKV_AVX2 __m256 operator()(__m256 x) const {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_xor_ps(x, _mm256_set1_ps(-0.0f)))));
+  }
+};
 
-WKV_AVX2 void sigmoid_f32(const float* x, float* y, size_t n) {
-  const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 e = exp8(_mm256_xor_ps(_mm256_loadu_ps(x + i), sign));
-    _mm256_storeu_ps(y + i, _mm256_div_ps(one, _mm256_add_ps(one, e)));
-  }
-  if (i < n) {
-    alignas(32) float t[8] = {};
-    std::memcpy(t, x + i, (n - i) * sizeof(float));
-    const __m256 e = exp8(_mm256_xor_ps(_mm256_load_ps(t), sign));
-    _mm256_store_ps(t, _mm256_div_ps(one, _mm256_add_ps(one, e)));
-    std::memcpy(y + i, t, (n - i) * sizeof(float));
-  }
-}
+WKV_AVX2 void exp_f32(const float* x, float* y, size_t n) { map8(x, y, n, Exp8{}); }
+WKV_AVX2 void sigmoid_f32(const float* x, float* y, size_t n) { map8(x, y, n, Sigmoid8{}); }
 
 WKV_AVX2 void wkv5_step(float* S, const float* r, const float* w, const float* u, const float* k,
                         const float* v, float* y, size_t H, size_t N) {

@@ -2,11 +2,27 @@
 // time); signatures as in kernels.hpp.
 #pragma once
 
+#include <xmmintrin.h>
+
+#include <algorithm>
 #include <cstddef>
 
 #include "core/dtype.hpp"
 
 namespace wkv::kernels::avx2 {
+
+// Software prefetch for the one-token kernels (these and avx512's), which stream each weight
+// row once: keeps the lines kPrefetchAhead bytes beyond the end of the current row requested,
+// so the DRAM reads overlap the arithmetic (the hardware prefetcher alone left the quantized
+// kernels at compute + memory time, not the larger of the two).
+constexpr size_t kPrefetchAhead = 2048;
+struct RowPrefetch {
+  const unsigned char *next, *end;
+  void upto(const unsigned char* row_end) {
+    const unsigned char* want = std::min(end, row_end + kPrefetchAhead);
+    for (; next < want; next += 64) _mm_prefetch(reinterpret_cast<const char*>(next), _MM_HINT_T0);
+  }
+};
 
 void matmul_f32(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T);
 void matmul_bf16(const unsigned short* W, const float* X, float* Y, size_t rows, size_t cols,

@@ -7,14 +7,14 @@
 // the same way whatever the row or token blocking (a thread split never changes a bit).
 // fp32 weights are read in place; every other dtype is converted to fp32 (16-bit widened,
 // quantized dequantized by the AVX2 code) once per block of rows and product (per 64 tokens
-// when the product's tokens do not fit in kL2Budget), into a per-thread buffer. On this project's AVX-512 Xeon (2 FMA units) the 768 x 768 x 64 tokens
-// product runs at 60-83 GFLOP/s against 36-58 for the AVX2 tiles.
-// T = 1 (generation): q4_k, q5_k and q6_k have 512-bit one-token dots (they were bound by
-// instructions at 256 bits); every other dtype goes to the AVX2 one-token kernels, which are
-// bound by memory bandwidth, which a wider vector does not change.
-// GCC 12's AVX-512 headers initialise their "undefined" vectors from themselves (__Y = __Y),
-// which -Wmaybe-uninitialized (or -Wuninitialized, for _mm512_reduce_add_ps) reports inside
-// every inlined intrinsic.
+// when the product's tokens do not fit in kL2Budget), into a per-thread buffer. On this
+// project's AVX-512 Xeon (2 FMA units) the 768 x 768 x 64 tokens product runs at 60-83 GFLOP/s
+// against 36-58 for the AVX2 tiles. T = 1 (generation): q4_k, q5_k and q6_k have 512-bit one-token
+// dots (they were bound by instructions at 256 bits); every other dtype goes to the AVX2 one-token
+// kernels, which are bound by memory bandwidth, which a wider vector does not change. GCC 12's
+// AVX-512 headers initialise their "undefined" vectors from themselves (__Y = __Y), which
+// -Wmaybe-uninitialized (or -Wuninitialized, for _mm512_reduce_add_ps) reports inside every inlined
+// intrinsic.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -204,10 +204,9 @@ struct Dequant {
 struct QuantXK {
   std::vector<int8_t> buf;  // holds q, 64-byte aligned: its 64-byte loads never split a line
   int8_t* q = nullptr;
-  std::vector<float> d;
   std::vector<int16_t> bsum;    // per 16 values, in the natural order
   std::vector<int16_t> bsum32;  // per 32 values (natural order), 8 per super-block
-  std::vector<float> dpair;     // d, -d per super-block
+  std::vector<float> dpair;     // the scale d and -d, per super-block
 };
 
 template <bool kNibbleOrder>
@@ -216,7 +215,6 @@ WKV_AVX512 void quantize_xk(const float* x, size_t nsb, QuantXK& out) {
     out.buf.resize(nsb * 256 + 64);
     const auto at = reinterpret_cast<uintptr_t>(out.buf.data());
     out.q = out.buf.data() + ((64 - at % 64) % 64);
-    out.d.resize(nsb);
     out.bsum.resize(nsb * 16);
     out.bsum32.resize(nsb * 8);
     out.dpair.resize(nsb * 2);
@@ -228,7 +226,6 @@ WKV_AVX512 void quantize_xk(const float* x, size_t nsb, QuantXK& out) {
       amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * k)));
     const float d = _mm512_reduce_max_ps(amax) / 127.0f;
     const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
-    out.d[b] = d;
     out.dpair[2 * b] = d;
     out.dpair[2 * b + 1] = -d;
     int8_t* q = out.q + b * 256;
@@ -273,7 +270,7 @@ WKV_AVX512 inline __m512i scaled_dot64(__m512i sumi, __m512i u, const int8_t* qx
 // the 12 packed bytes of scales and mins) are decoded in one vector: as 32-bit words
 // [d|dmin, a, b, c], sc[0..3] = a & 63, m[0..3] = b & 63, sc[4..7] = (c & 15) | (a >> 6) << 4,
 // m[4..7] = (c >> 4) | (b >> 6) << 4 (quant::scale_min_k4), widened to 16 int16 lanes
-// m[0..7], sc[0..7]; a step's scales are picked per 256-bit half by one vpermw. The
+// m[0..7], sc[0..7]; a step's scales are picked per 256-bit half by one vpshufb. The
 // super-block's integer dot (folded to 4 lanes) and its min term (the mins times the 32-sums of
 // the token, 4 lanes) become one 8-lane vector, scaled by d dx (lanes 0-3) and -dmin dx (4-7).
 // (The scalar decoding and two separate tails ran q4_k at 8.4 GB/s in L2, no faster than AVX2.)
@@ -380,7 +377,7 @@ WKV_AVX512 inline float row_dot_q6k(const unsigned char* w, const QuantXK& xq, s
       sumi = scaled_dot64(sumi, ua, qx + 128 * h, _mm512_permutexvar_epi16(ia, scz));
       sumi = scaled_dot64(sumi, ub, qx + 128 * h + 64, _mm512_permutexvar_epi16(ib, scz));
     }
-    const float ddx = _cvtsh_ss(d16) * xq.d[b];
+    const float ddx = _cvtsh_ss(d16) * xq.dpair[2 * b];
     const __m256i bs =
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.bsum.data() + 16 * b));
     acc = _mm512_fmadd_ps(_mm512_set1_ps(ddx), _mm512_cvtepi32_ps(sumi), acc);
@@ -392,8 +389,6 @@ WKV_AVX512 inline float row_dot_q6k(const unsigned char* w, const QuantXK& xq, s
          _mm_cvtss_f32(_mm_hadd_ps(_mm_hadd_ps(c4, c4), _mm_hadd_ps(c4, c4)));
 }
 
-constexpr size_t kPrefetchAhead = 2048;
-
 template <bool kNibbleOrder, float (*Dot)(const unsigned char*, const QuantXK&, size_t)>
 WKV_AVX512 void one_token_k(const void* W, const float* X, float* Y, size_t cols, size_t rb,
                             size_t r0, size_t r1) {
@@ -401,12 +396,10 @@ WKV_AVX512 void one_token_k(const void* W, const float* X, float* Y, size_t cols
   thread_local QuantXK xq;
   quantize_xk<kNibbleOrder>(X, nsb, xq);
   const auto* base = static_cast<const unsigned char*>(W);
-  // Software prefetch kPrefetchAhead bytes past the current row, as the AVX2 one-token
-  // kernels: without it the 65536 x 768 head (DRAM) ran 20 % slower than at 256 bits.
-  const unsigned char *next = base + r0 * rb, *end = base + r1 * rb;
+  // the AVX2 kernels' prefetch: without it the 65536 x 768 head (DRAM) ran 20 % slower
+  avx2::RowPrefetch pf{base + r0 * rb, base + r1 * rb};
   for (size_t o = r0; o < r1; ++o) {
-    const unsigned char* want = std::min(end, base + (o + 1) * rb + kPrefetchAhead);
-    for (; next < want; next += 64) _mm_prefetch(reinterpret_cast<const char*>(next), _MM_HINT_T0);
+    pf.upto(base + (o + 1) * rb);
     Y[o] = Dot(base + o * rb, xq, nsb);
   }
 }
