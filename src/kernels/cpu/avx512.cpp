@@ -9,9 +9,10 @@
 // quantized dequantized by the AVX2 code) once per block of rows and product (per 64 tokens
 // when the product's tokens do not fit in kL2Budget), into a per-thread buffer. On this
 // project's AVX-512 Xeon (2 FMA units) the 768 x 768 x 64 tokens product runs at 60-83 GFLOP/s
-// against 36-58 for the AVX2 tiles. T = 1 (generation): q4_k, q5_k and q6_k have 512-bit one-token
-// dots (they were bound by instructions at 256 bits); every other dtype goes to the AVX2 one-token
-// kernels, which are bound by memory bandwidth, which a wider vector does not change. GCC 12's
+// against 36-58 for the AVX2 tiles. T = 1 (generation): q4_0, q4_1, q5_0, q5_1 and the k-quants
+// q4_k, q5_k, q6_k have 512-bit one-token dots (they were bound by instructions at 256 bits);
+// f32, bf16, f16, q8_0, q2_k and q3_k go to the AVX2 one-token kernels (the first four are bound
+// by memory bandwidth, which a wider vector does not change). GCC 12's
 // AVX-512 headers initialise their "undefined" vectors from themselves (__Y = __Y), which
 // -Wmaybe-uninitialized (or -Wuninitialized, for _mm512_reduce_add_ps) reports inside every inlined
 // intrinsic.
@@ -192,6 +193,172 @@ struct Dequant {
     avx2::dequant_row(t, row, out, cols);
   }
 };
+
+// ---- one token, 32-value block rows (q4_0, q4_1, q5_0, q5_1) ----
+// At 256 bits (two blocks per vector) these ran at 7.4-7.6 GB/s of q4_0 in L2 (bench_kernels
+// 768 x 768), short of the 11-12 GB/s one core draws from DRAM: bound by instructions, half of
+// them shuffles and scale handling. Here four blocks share each step: their 16 bytes of levels
+// go into the four 128-bit lanes (one load, three inserts), so every nibble mask, maddubs,
+// conversion and FMA serves 128 weights, and the four fp16 scales are converted together.
+// The token is quantized exactly as the AVX2 kernels do (int8 per 32 values, d = amax / 127,
+// the same rounding), stored per quad of blocks b..b+3 as the steps use it:
+// [q_b[0..16) | .. | q_b+3[0..16)] then [q_b[16..32) | .. | q_b+3[16..32)]. Lane 4k + j of a
+// step's int32 result is block b + k's elements 4j..4j+3 and 16+4j..16+4j+3, so the offset
+// (kOff * the qx of those elements) and the scale d_w d_x are per lane too. A short last quad
+// skips the loads of its missing blocks: whatever their lanes hold meets zero x, a zero offset
+// and a zero scale.
+struct QuantX4 {
+  std::vector<int8_t> buf;   // holds q, 64-byte aligned
+  int8_t* q = nullptr;       // 128 bytes per quad
+  std::vector<int32_t> off;  // per quad 16 lanes: kOff * the lane's sum of qx
+  std::vector<float> dx;     // per quad 16 lanes: d_x of the lane's block
+  std::vector<float> sum;    // per quad 4: the exact fp32 sum of each block (for the _1 mins)
+};
+
+template <int kOff>
+WKV_AVX512 void quantize_x4(const float* x, size_t nb, QuantX4& out) {
+  const size_t nq = (nb + 3) / 4;
+  if (out.buf.size() < nq * 128 + 64) {
+    out.buf.resize(nq * 128 + 64);
+    const auto at = reinterpret_cast<uintptr_t>(out.buf.data());
+    out.q = out.buf.data() + ((64 - at % 64) % 64);
+    out.off.resize(nq * 16);
+    out.dx.resize(nq * 16);
+    out.sum.resize(nq * 4);
+  }
+  if (nb % 4) {  // the short last quad: zero x in its missing blocks
+    std::memset(out.q + (nq - 1) * 128, 0, 128);
+    std::fill_n(out.off.data() + (nq - 1) * 16, 16, 0);
+    std::fill_n(out.dx.data() + (nq - 1) * 16, 16, 0.0f);
+    std::fill_n(out.sum.data() + (nq - 1) * 4, 4, 0.0f);
+  }
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (size_t b = 0; b < nb; ++b, x += 32) {
+    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+    const float d =
+        _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1))) / 127.0f;
+    const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    const size_t qd = b / 4, k = b % 4;
+    int8_t* q = out.q + qd * 128 + 16 * k;
+    const __m128i lo = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, id)));
+    const __m128i hi = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), lo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 64), hi);
+    // lane j: the qx of elements 4j..4j+3 (lo) plus 16+4j..16+4j+3 (hi)
+    const __m128i s =
+        _mm_madd_epi16(_mm_add_epi16(_mm_maddubs_epi16(_mm512_castsi512_si128(ones), lo),
+                                     _mm_maddubs_epi16(_mm512_castsi512_si128(ones), hi)),
+                       _mm_set1_epi16(1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out.off.data() + qd * 16 + 4 * k),
+                     _mm_mullo_epi32(s, _mm_set1_epi32(kOff)));
+    _mm_storeu_ps(out.dx.data() + qd * 16 + 4 * k, _mm_set1_ps(d));
+    out.sum[qd * 4 + k] = _mm512_reduce_add_ps(_mm512_add_ps(v0, v1));
+  }
+}
+
+// Four fp16 values at p, p + stride, .. (those of blocks beyond n are 0) as 4 floats.
+template <size_t kStride>
+WKV_AVX512 inline __m128 halves4(const unsigned char* p, size_t n) {
+  uint64_t h = 0;
+  for (size_t k = 0; k < 4; ++k) {
+    if (k >= n) break;
+    uint16_t v;
+    std::memcpy(&v, p + k * kStride, 2);
+    h |= uint64_t{v} << (16 * k);
+  }
+  return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(h)));
+}
+
+WKV_AVX512 inline __m128i load16(const unsigned char* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+
+// The levels of blocks w, w + Q::kBytes, .. (n of them, 1..4) split as the token quad is.
+template <class Q>
+WKV_AVX512 inline void levels4(const unsigned char* w, size_t n, __m512i& lo, __m512i& hi) {
+  const unsigned char* qs = w + Q::kQs;
+  __m512i raw = _mm512_castsi128_si512(load16(qs));
+  if (n > 1) raw = _mm512_inserti32x4(raw, load16(qs + Q::kBytes), 1);
+  if (n > 2) raw = _mm512_inserti32x4(raw, load16(qs + 2 * Q::kBytes), 2);
+  if (n > 3) raw = _mm512_inserti32x4(raw, load16(qs + 3 * Q::kBytes), 3);
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  lo = _mm512_and_si512(raw, low4);
+  hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+  if constexpr (Q::kQh >= 0) {
+    // the fifth bits: bit j of qh is element j's, bits 16..31 those of the high nibbles
+    uint64_t ml = 0, mh = 0;
+    for (size_t k = 0; k < n; ++k) {
+      uint32_t qh;
+      std::memcpy(&qh, w + k * Q::kBytes + Q::kQh, 4);
+      ml |= uint64_t{qh & 0xffffu} << (16 * k);
+      mh |= uint64_t{qh >> 16} << (16 * k);
+    }
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    lo = _mm512_mask_add_epi8(lo, _cvtu64_mask64(ml), lo, sixteen);
+    hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(mh), hi, sixteen);
+  }
+}
+
+// One quad of blocks (n of them): acc += d_w d_x (sum u qx - off) per lane; accm (the _1 types)
+// += m * sum(x) per block.
+template <class Q>
+WKV_AVX512 inline void quad(const unsigned char* w, const QuantX4& xq, size_t qd, size_t n,
+                            __m512& acc, __m128& accm) {
+  __m512i lo, hi;
+  levels4<Q>(w, n, lo, hi);
+  const int8_t* qx = xq.q + qd * 128;
+  const __m512i p = _mm512_add_epi16(_mm512_maddubs_epi16(lo, _mm512_load_si512(qx)),
+                                     _mm512_maddubs_epi16(hi, _mm512_load_si512(qx + 64)));
+  __m512i i = _mm512_madd_epi16(p, _mm512_set1_epi16(1));
+  if constexpr (Q::kOff != 0) i = _mm512_sub_epi32(i, _mm512_loadu_si512(xq.off.data() + qd * 16));
+  const __m512 d =
+      _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                            _mm512_castps128_ps512(halves4<Q::kBytes>(w, n)));
+  acc = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_loadu_ps(xq.dx.data() + qd * 16)),
+                        _mm512_cvtepi32_ps(i), acc);
+  if constexpr (Q::kMin)
+    accm = _mm_fmadd_ps(halves4<Q::kBytes>(w + 2, n), _mm_loadu_ps(xq.sum.data() + qd * 4), accm);
+}
+
+template <class Q>
+WKV_AVX512 void one_token_32(const void* W, const float* X, float* Y, size_t cols, size_t r0,
+                             size_t r1) {
+  const size_t nb = cols / 32, nfull = nb / 4, rb = nb * Q::kBytes;
+  thread_local QuantX4 xq;
+  quantize_x4<Q::kOff>(X, nb, xq);
+  const auto* base = static_cast<const unsigned char*>(W);
+  avx2::RowPrefetch pf{base + r0 * rb, base + r1 * rb};
+  for (size_t o = r0; o < r1; ++o) {
+    pf.upto(base + (o + 1) * rb);
+    const unsigned char* w = base + o * rb;
+    __m512 acc = _mm512_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    for (size_t qd = 0; qd < nfull; ++qd, w += 4 * Q::kBytes) quad<Q>(w, xq, qd, 4, acc, accm);
+    if (nb % 4) quad<Q>(w, xq, nfull, nb % 4, acc, accm);
+    float y = _mm512_reduce_add_ps(acc);
+    if constexpr (Q::kMin) {
+      const __m128 a2 = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+      y += _mm_cvtss_f32(_mm_add_ss(a2, _mm_shuffle_ps(a2, a2, 1)));
+    }
+    Y[o] = y;
+  }
+}
+
+// Where each block type keeps its levels (kQs), fifth bits (kQh, -1: none) and min (kMin: the
+// fp16 after d); kOff: the stored level of zero.
+template <size_t kBytes_, size_t kQs_, int kQh_, bool kMin_, int kOff_>
+struct Block32 {
+  static constexpr size_t kBytes = kBytes_, kQs = kQs_;
+  static constexpr int kQh = kQh_, kOff = kOff_;
+  static constexpr bool kMin = kMin_;
+};
+using Q4_0 = Block32<sizeof(quant::BlockQ4_0), offsetof(quant::BlockQ4_0, qs), -1, false, 8>;
+using Q4_1 = Block32<sizeof(quant::BlockQ4_1), offsetof(quant::BlockQ4_1, qs), -1, true, 0>;
+using Q5_0 = Block32<sizeof(quant::BlockQ5_0), offsetof(quant::BlockQ5_0, qs),
+                     offsetof(quant::BlockQ5_0, qh), false, 16>;
+using Q5_1 = Block32<sizeof(quant::BlockQ5_1), offsetof(quant::BlockQ5_1, qs),
+                     offsetof(quant::BlockQ5_1, qh), true, 0>;
+static_assert(offsetof(quant::BlockQ4_1, m) == 2 && offsetof(quant::BlockQ5_1, m) == 2);
 
 // ---- one token, k-quant rows (q4_k, q5_k, q6_k) ----
 // These dots are bound by instructions, not memory, at 256 bits (bench_kernels 768 x 768 in
@@ -418,23 +585,23 @@ WKV_ROWS(rows_f16, rows_converted(Widen<F16>{}, W, cols * 2, X, Y, rows, cols, T
   WKV_ROWS(rows_##q, rows_converted(Dequant{DType::q}, W, dtype_bytes(DType::q, cols), X, Y, rows, \
                                     cols, T, r0, r1))
 WKV_QROWS(q8_0)
-WKV_QROWS(q4_0)
-WKV_QROWS(q4_1)
-WKV_QROWS(q5_0)
-WKV_QROWS(q5_1)
 WKV_QROWS(q2_k)
 WKV_QROWS(q3_k)
-// The k-quants have their own one-token dots.
+// The 4/5-bit blocks and the k-quants have their own one-token dots.
 #define WKV_KROWS(q, one)                                                                    \
   void rows_##q(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, \
                 size_t r0, size_t r1) {                                                      \
     const size_t rb = dtype_bytes(DType::q, cols);                                           \
-    if (T == 1) return one(W, X, Y, cols, rb, r0, r1);                                       \
+    if (T == 1) return one;                                                                  \
     rows_converted(Dequant{DType::q}, W, rb, X, Y, rows, cols, T, r0, r1);                   \
   }
-WKV_KROWS(q4_k, (one_token_k<true, row_dot_q45k<false>>))
-WKV_KROWS(q5_k, (one_token_k<true, row_dot_q45k<true>>))
-WKV_KROWS(q6_k, (one_token_k<false, row_dot_q6k>))
+WKV_KROWS(q4_0, (one_token_32<Q4_0>(W, X, Y, cols, r0, r1)))
+WKV_KROWS(q4_1, (one_token_32<Q4_1>(W, X, Y, cols, r0, r1)))
+WKV_KROWS(q5_0, (one_token_32<Q5_0>(W, X, Y, cols, r0, r1)))
+WKV_KROWS(q5_1, (one_token_32<Q5_1>(W, X, Y, cols, r0, r1)))
+WKV_KROWS(q4_k, (one_token_k<true, row_dot_q45k<false>>(W, X, Y, cols, rb, r0, r1)))
+WKV_KROWS(q5_k, (one_token_k<true, row_dot_q45k<true>>(W, X, Y, cols, rb, r0, r1)))
+WKV_KROWS(q6_k, (one_token_k<false, row_dot_q6k>(W, X, Y, cols, rb, r0, r1)))
 #undef WKV_KROWS
 #undef WKV_QROWS
 #undef WKV_ROWS
