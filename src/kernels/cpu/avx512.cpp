@@ -11,8 +11,9 @@
 // project's AVX-512 Xeon (2 FMA units) the 768 x 768 x 64 tokens product runs at 60-83 GFLOP/s
 // against 36-58 for the AVX2 tiles. T = 1 (generation): q4_0, q4_1, q5_0, q5_1 and the k-quants
 // q4_k, q5_k, q6_k have 512-bit one-token dots (they were bound by instructions at 256 bits);
-// f32, bf16, f16, q8_0, q2_k and q3_k go to the AVX2 one-token kernels (the first four are bound
-// by memory bandwidth, which a wider vector does not change). GCC 12's
+// f32, bf16 and f16 have four-stream dots with software prefetch (bound by DRAM: they keep
+// more bytes in flight than the AVX2 ones, see one_token_plain); q8_0, q2_k and q3_k go to
+// the AVX2 one-token kernels. GCC 12's
 // AVX-512 headers initialise their "undefined" vectors from themselves (__Y = __Y), which
 // -Wmaybe-uninitialized (or -Wuninitialized, for _mm512_reduce_add_ps) reports inside every inlined
 // intrinsic.
@@ -193,6 +194,100 @@ struct Dequant {
     avx2::dequant_row(t, row, out, cols);
   }
 };
+
+// ---- one token, 16/32-bit weight rows (f32, bf16, f16) ----
+// Bound by DRAM bandwidth, so the point is bytes in flight, not arithmetic: four far-apart rows
+// in lock-step (as the AVX2 kernels; four streams), each stream prefetched kStreamAhead bytes
+// ahead in software. On this project's AVX-512 Xeon (65536 x 768 bf16 from DRAM, one core,
+// /tmp/probe/bw.cpp interleaved medians) the AVX2 lock-step read 10.6 GB/s, the same without
+// prefetch at 512 bits 10.9, with it 12.6-12.8, against 12.3 for the bandwidth probe's plain
+// four-stream sum. (On the AMD EPYC where the AVX2 kernels were tuned, software prefetch
+// slowed the four streams, so they keep none.) Each row is summed alone (one accumulator,
+// 32 columns per step, the tail masked), so neither the grouping nor a thread split changes
+// a bit.
+constexpr size_t kStreamAhead = 1024;
+constexpr size_t kStreams = 4;
+
+// Weights i..i+32 of a row as two fp32 vectors (the order x is given in, see XOrder), the
+// lanes at and beyond n (< 32) zero.
+struct F32Rows {
+  static constexpr size_t kBytes = 4;
+  static constexpr bool kEvenOdd = false;
+  WKV_AVX512 static void load32(const unsigned char* row, size_t i, size_t n, __m512& a,
+                                __m512& b) {
+    const auto* p = reinterpret_cast<const float*>(row) + i;
+    a = _mm512_maskz_loadu_ps(tail_mask(n), p);
+    b = _mm512_maskz_loadu_ps(n > 16 ? tail_mask(n - 16) : 0, p + 16);
+  }
+};
+// A bf16 pair is one dword: its even element becomes fp32 by a shift, its odd one by a mask,
+// so x is stored per 32 columns as the 16 even then the 16 odd ones.
+struct BF16Rows {
+  static constexpr size_t kBytes = 2;
+  static constexpr bool kEvenOdd = true;
+  WKV_AVX512 static void load32(const unsigned char* row, size_t i, size_t n, __m512& a,
+                                __m512& b) {
+    const __mmask32 m = n >= 32 ? ~__mmask32{0} : (__mmask32{1} << n) - 1;
+    const __m512i v = _mm512_maskz_loadu_epi16(m, row + 2 * i);
+    a = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+    b = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+  }
+};
+struct F16Rows {
+  static constexpr size_t kBytes = 2;
+  static constexpr bool kEvenOdd = false;
+  WKV_AVX512 static void load32(const unsigned char* row, size_t i, size_t n, __m512& a,
+                                __m512& b) {
+    a = F16::load(row, i, tail_mask(n));
+    b = F16::load(row, i + 16, n > 16 ? tail_mask(n - 16) : 0);
+  }
+};
+
+template <class L, size_t S>
+WKV_AVX512 inline void plain_rows(const unsigned char* const* w, const float* xs, size_t cols,
+                                  float* out) {
+  __m512 acc[S];
+  for (size_t s = 0; s < S; ++s) acc[s] = _mm512_setzero_ps();
+  for (size_t i = 0; i < cols; i += 32) {
+    const __m512 xa = _mm512_loadu_ps(xs + i), xb = _mm512_loadu_ps(xs + i + 16);
+    for (size_t s = 0; s < S; ++s) {
+      for (size_t k = 0; k < 32 * L::kBytes; k += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(w[s] + i * L::kBytes + k + kStreamAhead),
+                     _MM_HINT_T0);
+      __m512 a, b;
+      L::load32(w[s], i, cols - i, a, b);
+      acc[s] = _mm512_fmadd_ps(b, xb, _mm512_fmadd_ps(a, xa, acc[s]));
+    }
+  }
+  for (size_t s = 0; s < S; ++s) out[s] = _mm512_reduce_add_ps(acc[s]);
+}
+
+template <class L>
+WKV_AVX512 void one_token_plain(const void* W, const float* X, float* Y, size_t cols, size_t r0,
+                                size_t r1) {
+  // x padded with zeros to whole 32-column steps (bf16: even then odd columns of each step)
+  const size_t padded = (cols + 31) / 32 * 32;
+  thread_local std::vector<float> buf;
+  if (buf.size() < padded) buf.resize(padded);
+  float* xs = buf.data();
+  std::fill(xs + cols / 32 * 32, xs + padded, 0.0f);
+  for (size_t c = 0; c < cols; c += 32)
+    for (size_t j = 0; j < 32 && c + j < cols; ++j)
+      xs[c + (L::kEvenOdd ? (j % 2) * 16 + j / 2 : j)] = X[c + j];
+  const auto* base = static_cast<const unsigned char*>(W);
+  const size_t rb = cols * L::kBytes, q = (r1 - r0) / kStreams;
+  for (size_t j = 0; j < q; ++j) {
+    const unsigned char* w[kStreams];
+    float out[kStreams];
+    for (size_t s = 0; s < kStreams; ++s) w[s] = base + (r0 + s * q + j) * rb;
+    plain_rows<L, kStreams>(w, xs, cols, out);
+    for (size_t s = 0; s < kStreams; ++s) Y[r0 + s * q + j] = out[s];
+  }
+  for (size_t o = r0 + kStreams * q; o < r1; ++o) {
+    const unsigned char* w = base + o * rb;
+    plain_rows<L, 1>(&w, xs, cols, Y + o);
+  }
+}
 
 // ---- one token, 32-value block rows (q4_0, q4_1, q5_0, q5_1) ----
 // At 256 bits (two blocks per vector) these ran at 7.4-7.6 GB/s of q4_0 in L2 (bench_kernels
@@ -578,9 +673,18 @@ WKV_AVX512 void one_token_k(const void* W, const float* X, float* Y, size_t cols
     if (T == 1) return avx2::fn(W, X, Y, rows, cols, T, r0, r1);                                  \
     impl;                                                                                         \
   }
-WKV_ROWS(rows_f32, rows_f32_tiles(W, X, Y, rows, cols, T, r0, r1))
-WKV_ROWS(rows_bf16, rows_converted(Widen<BF16>{}, W, cols * 2, X, Y, rows, cols, T, r0, r1))
-WKV_ROWS(rows_f16, rows_converted(Widen<F16>{}, W, cols * 2, X, Y, rows, cols, T, r0, r1))
+#define WKV_PLAIN_ROWS(fn, L, impl)                                                               \
+  void fn(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t r0, \
+          size_t r1) {                                                                            \
+    if (T == 1) return one_token_plain<L>(W, X, Y, cols, r0, r1);                                 \
+    impl;                                                                                         \
+  }
+WKV_PLAIN_ROWS(rows_f32, F32Rows, rows_f32_tiles(W, X, Y, rows, cols, T, r0, r1))
+WKV_PLAIN_ROWS(rows_bf16, BF16Rows,
+               rows_converted(Widen<BF16>{}, W, cols * 2, X, Y, rows, cols, T, r0, r1))
+WKV_PLAIN_ROWS(rows_f16, F16Rows,
+               rows_converted(Widen<F16>{}, W, cols * 2, X, Y, rows, cols, T, r0, r1))
+#undef WKV_PLAIN_ROWS
 #define WKV_QROWS(q)                                                                               \
   WKV_ROWS(rows_##q, rows_converted(Dequant{DType::q}, W, dtype_bytes(DType::q, cols), X, Y, rows, \
                                     cols, T, r0, r1))
