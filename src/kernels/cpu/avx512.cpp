@@ -11,9 +11,9 @@
 // project's AVX-512 Xeon (2 FMA units) the 768 x 768 x 64 tokens product runs at 60-83 GFLOP/s
 // against 36-58 for the AVX2 tiles. T = 1 (generation): q4_0, q4_1, q5_0, q5_1 and the k-quants
 // q4_k, q5_k, q6_k have 512-bit one-token dots (they were bound by instructions at 256 bits);
-// f32, bf16 and f16 have four-stream dots with software prefetch (bound by DRAM: they keep
-// more bytes in flight than the AVX2 ones, see one_token_plain); q8_0, q2_k and q3_k go to
-// the AVX2 one-token kernels. GCC 12's
+// f32, bf16, f16 and q8_0 have four-stream dots with software prefetch (bound by DRAM: they
+// keep more bytes in flight than the AVX2 ones, see one_token_plain); q2_k and q3_k go to the
+// AVX2 one-token kernels. GCC 12's
 // AVX-512 headers initialise their "undefined" vectors from themselves (__Y = __Y), which
 // -Wmaybe-uninitialized (or -Wuninitialized, for _mm512_reduce_add_ps) reports inside every inlined
 // intrinsic.
@@ -243,6 +243,25 @@ struct F16Rows {
   }
 };
 
+// Rows [r0, r1) of row stride rb: dot.rows<S>(w, out) dots the S rows w[0..S) into out, a row
+// of each of kStreams parts of the range at a time, then the remainder one by one.
+template <class Dot>
+WKV_AVX512 inline void lockstep(const unsigned char* base, size_t rb, float* Y, size_t r0,
+                                size_t r1, const Dot& dot) {
+  const size_t q = (r1 - r0) / kStreams;
+  for (size_t j = 0; j < q; ++j) {
+    const unsigned char* w[kStreams];
+    float out[kStreams];
+    for (size_t s = 0; s < kStreams; ++s) w[s] = base + (r0 + s * q + j) * rb;
+    dot.template rows<kStreams>(w, out);
+    for (size_t s = 0; s < kStreams; ++s) Y[r0 + s * q + j] = out[s];
+  }
+  for (size_t o = r0 + kStreams * q; o < r1; ++o) {
+    const unsigned char* w = base + o * rb;
+    dot.template rows<1>(&w, Y + o);
+  }
+}
+
 template <class L, size_t S>
 WKV_AVX512 inline void plain_rows(const unsigned char* const* w, const float* xs, size_t cols,
                                   float* out) {
@@ -263,6 +282,16 @@ WKV_AVX512 inline void plain_rows(const unsigned char* const* w, const float* xs
 }
 
 template <class L>
+struct PlainRows {
+  const float* xs;
+  size_t cols;
+  template <size_t S>
+  WKV_AVX512 void rows(const unsigned char* const* w, float* out) const {
+    plain_rows<L, S>(w, xs, cols, out);
+  }
+};
+
+template <class L>
 WKV_AVX512 void one_token_plain(const void* W, const float* X, float* Y, size_t cols, size_t r0,
                                 size_t r1) {
   // x padded with zeros to whole 32-column steps (bf16: even then odd columns of each step)
@@ -274,19 +303,8 @@ WKV_AVX512 void one_token_plain(const void* W, const float* X, float* Y, size_t 
   for (size_t c = 0; c < cols; c += 32)
     for (size_t j = 0; j < 32 && c + j < cols; ++j)
       xs[c + (L::kEvenOdd ? (j % 2) * 16 + j / 2 : j)] = X[c + j];
-  const auto* base = static_cast<const unsigned char*>(W);
-  const size_t rb = cols * L::kBytes, q = (r1 - r0) / kStreams;
-  for (size_t j = 0; j < q; ++j) {
-    const unsigned char* w[kStreams];
-    float out[kStreams];
-    for (size_t s = 0; s < kStreams; ++s) w[s] = base + (r0 + s * q + j) * rb;
-    plain_rows<L, kStreams>(w, xs, cols, out);
-    for (size_t s = 0; s < kStreams; ++s) Y[r0 + s * q + j] = out[s];
-  }
-  for (size_t o = r0 + kStreams * q; o < r1; ++o) {
-    const unsigned char* w = base + o * rb;
-    plain_rows<L, 1>(&w, xs, cols, Y + o);
-  }
+  lockstep(static_cast<const unsigned char*>(W), cols * L::kBytes, Y, r0, r1,
+           PlainRows<L>{xs, cols});
 }
 
 // ---- one token, 32-value block rows (q4_0, q4_1, q5_0, q5_1) ----
@@ -454,6 +472,98 @@ using Q5_0 = Block32<sizeof(quant::BlockQ5_0), offsetof(quant::BlockQ5_0, qs),
 using Q5_1 = Block32<sizeof(quant::BlockQ5_1), offsetof(quant::BlockQ5_1, qs),
                      offsetof(quant::BlockQ5_1, qh), true, 0>;
 static_assert(offsetof(quant::BlockQ4_1, m) == 2 && offsetof(quant::BlockQ5_1, m) == 2);
+
+// ---- one token, q8_0 rows ----
+// Two blocks per step (their 32 levels in the two 256-bit halves), four rows in lock-step with
+// software prefetch as one_token_plain (q8_0 is close to DRAM-bound: the AVX2 lock-step read
+// 8.6 GB/s of 65536 x 768 from DRAM). The levels are signed, and AVX-512 has no vpsignb: |q|
+// goes into maddubs and x is negated where q < 0 (|q| <= 128, |x| <= 127: no saturation).
+// The token is quantized as for the 4/5-bit blocks, but in its natural order.
+struct QuantX8 {
+  std::vector<int8_t> buf;  // holds q, 64-byte aligned, zero beyond the last block
+  int8_t* q = nullptr;
+  std::vector<float> dx;  // per pair of blocks 16 lanes: d_x of the lane's block
+};
+
+WKV_AVX512 void quantize_x8(const float* x, size_t nb, QuantX8& out) {
+  const size_t np = (nb + 1) / 2;
+  if (out.buf.size() < np * 64 + 64) {
+    out.buf.resize(np * 64 + 64);
+    const auto at = reinterpret_cast<uintptr_t>(out.buf.data());
+    out.q = out.buf.data() + ((64 - at % 64) % 64);
+    out.dx.resize(np * 16);
+  }
+  if (nb % 2) {
+    std::memset(out.q + nb * 32, 0, 32);
+    std::fill_n(out.dx.data() + nb * 8, 8, 0.0f);
+  }
+  for (size_t b = 0; b < nb; ++b, x += 32) {
+    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+    const float d =
+        _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1))) / 127.0f;
+    const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    int8_t* q = out.q + b * 32;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q),
+                     _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, id))));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16),
+                     _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id))));
+    _mm256_storeu_ps(out.dx.data() + b * 8, _mm256_set1_ps(d));
+  }
+}
+
+template <size_t S>
+WKV_AVX512 inline void q8_0_rows(const unsigned char* const* w, const QuantX8& xq, size_t nb,
+                                 float* out) {
+  constexpr size_t kB = sizeof(quant::BlockQ8_0);
+  const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  __m512 acc[S];
+  for (size_t s = 0; s < S; ++s) acc[s] = _mm512_setzero_ps();
+  for (size_t b = 0; b < nb; b += 2) {
+    const bool two = b + 1 < nb;
+    const __m512i x = _mm512_load_si512(xq.q + b * 32);
+    const __m512 dx = _mm512_loadu_ps(xq.dx.data() + b * 8);
+    for (size_t s = 0; s < S; ++s) {
+      const unsigned char* p = w[s] + b * kB;
+      _mm_prefetch(reinterpret_cast<const char*>(p + kStreamAhead), _MM_HINT_T0);
+      __m512i q =
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2)));
+      uint32_t d = 0;
+      std::memcpy(&d, p, 2);
+      if (two) {
+        q = _mm512_inserti64x4(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kB + 2)),
+                               1);
+        uint16_t d1;
+        std::memcpy(&d1, p + kB, 2);
+        d |= uint32_t{d1} << 16;
+      }
+      const __m512i xs = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(q), _mm512_setzero_si512(), x);
+      const __m512i i =
+          _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(q), xs), _mm512_set1_epi16(1));
+      const __m512 dw = _mm512_permutexvar_ps(
+          spread, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d)))));
+      acc[s] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(i), acc[s]);
+    }
+  }
+  for (size_t s = 0; s < S; ++s) out[s] = _mm512_reduce_add_ps(acc[s]);
+}
+
+struct Q8_0Rows {
+  const QuantX8& xq;
+  size_t nb;
+  template <size_t S>
+  WKV_AVX512 void rows(const unsigned char* const* w, float* out) const {
+    q8_0_rows<S>(w, xq, nb, out);
+  }
+};
+
+WKV_AVX512 void one_token_q8_0(const void* W, const float* X, float* Y, size_t cols, size_t r0,
+                               size_t r1) {
+  const size_t nb = cols / 32;
+  thread_local QuantX8 xq;
+  quantize_x8(X, nb, xq);
+  lockstep(static_cast<const unsigned char*>(W), nb * sizeof(quant::BlockQ8_0), Y, r0, r1,
+           Q8_0Rows{xq, nb});
+}
 
 // ---- one token, k-quant rows (q4_k, q5_k, q6_k) ----
 // These dots are bound by instructions, not memory, at 256 bits (bench_kernels 768 x 768 in
@@ -688,7 +798,6 @@ WKV_PLAIN_ROWS(rows_f16, F16Rows,
 #define WKV_QROWS(q)                                                                               \
   WKV_ROWS(rows_##q, rows_converted(Dequant{DType::q}, W, dtype_bytes(DType::q, cols), X, Y, rows, \
                                     cols, T, r0, r1))
-WKV_QROWS(q8_0)
 WKV_QROWS(q2_k)
 WKV_QROWS(q3_k)
 // The 4/5-bit blocks and the k-quants have their own one-token dots.
@@ -699,6 +808,7 @@ WKV_QROWS(q3_k)
     if (T == 1) return one;                                                                  \
     rows_converted(Dequant{DType::q}, W, rb, X, Y, rows, cols, T, r0, r1);                   \
   }
+WKV_KROWS(q8_0, (one_token_q8_0(W, X, Y, cols, r0, r1)))
 WKV_KROWS(q4_0, (one_token_32<Q4_0>(W, X, Y, cols, r0, r1)))
 WKV_KROWS(q4_1, (one_token_32<Q4_1>(W, X, Y, cols, r0, r1)))
 WKV_KROWS(q5_0, (one_token_32<Q5_0>(W, X, Y, cols, r0, r1)))

@@ -27,8 +27,8 @@ namespace wkv::kernels {
   WKV_SIMD_ROWS(rows_q6_k)
 
 // AVX-512F: T > 1 in fp32 with 16-wide FMAs (weights converted or dequantized to fp32);
-// T = 1: 512-bit dots for q4_0/q4_1/q5_0/q5_1 and q4_k/q5_k/q6_k; f32/bf16/f16 in four
-// prefetched streams; the AVX2 one-token kernels for q8_0, q2_k and q3_k.
+// T = 1: 512-bit dots for q4_0/q4_1/q5_0/q5_1 and q4_k/q5_k/q6_k; f32/bf16/f16/q8_0 in four
+// prefetched streams; the AVX2 one-token kernels for q2_k and q3_k.
 namespace avx512 {
 WKV_SIMD_ROWS_ALL
 // The RWKV-7 recurrence, four state rows at a time (head sizes a multiple of 16; others go to
