@@ -652,8 +652,8 @@ WKV_AVX512 inline float row_dot_q45k(const unsigned char* w, const QuantXK& xq, 
   const __m512i low4 = _mm512_set1_epi8(0x0f), sixteen = _mm512_set1_epi8(16);
   const __m128i m63 = _mm_set1_epi8(0x3f), m15 = _mm_set1_epi8(0x0f), m48 = _mm_set1_epi8(0x30);
   const __m128i c_shift = _mm_setr_epi32(0, 0, 4, 0);  // c & 15 into word 1, c >> 4 into word 2
-  const __m256i ddm_lanes = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-  __m256 acc = _mm256_setzero_ps();
+  __m512 acc = _mm512_setzero_ps();
+  __m128 accm = _mm_setzero_ps();
   for (size_t b = 0; b < nsb; ++b, w += kBytes) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
     // words 1, 2: sc[0..3], m[0..3] and sc[4..7], m[4..7]
@@ -687,23 +687,22 @@ WKV_AVX512 inline float row_dot_q45k(const unsigned char* w, const QuantXK& xq, 
       sumi = scaled_dot64(sumi, u1, qx + 128 * s + 64,
                           _mm512_shuffle_epi8(msb, byte_halves(g + 1, g + 3)));
     }
-    const __m256i s8 =
-        _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64(sumi, 1));
-    const __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
     // lanes 0-3: m[2i] bsum32[2i] + m[2i+1] bsum32[2i+1] (|lane| <= 2 * 63 * 4064: exact in fp32)
     const __m128i mins =
         _mm_madd_epi16(_mm_cvtepu8_epi16(ms),
                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(xq.bsum32.data() + 8 * b)));
-    const __m256 f =
-        _mm256_cvtepi32_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(s4), mins, 1));
     // [d dx, -dmin dx] (d, dmin are v's first word)
     const __m128 ddm = _mm_mul_ps(
         _mm_cvtph_ps(v),
         _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xq.dpair.data() + 2 * b))));
-    acc = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(ddm), ddm_lanes), f, acc);
+    acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(ddm), _mm512_cvtepi32_ps(sumi), acc);
+    accm = _mm_fmadd_ps(_mm_shuffle_ps(ddm, ddm, 0x55), _mm_cvtepi32_ps(mins), accm);
   }
-  const __m128 a4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  const __m128 a2 = _mm_add_ps(a4, _mm_movehl_ps(a4, a4));
+  const __m128 a4 =
+      _mm_add_ps(accm, _mm_add_ps(_mm512_castps512_ps128(acc), _mm512_extractf32x4_ps(acc, 1)));
+  const __m128 b4 = _mm_add_ps(_mm512_extractf32x4_ps(acc, 2), _mm512_extractf32x4_ps(acc, 3));
+  const __m128 c4 = _mm_add_ps(a4, b4);
+  const __m128 a2 = _mm_add_ps(c4, _mm_movehl_ps(c4, c4));
   return _mm_cvtss_f32(_mm_add_ss(a2, _mm_shuffle_ps(a2, a2, 1)));
 }
 
