@@ -92,10 +92,12 @@ const struct {
 
 int register_all() {
   for (const auto& ty : kTypes) {
-    const std::pair<const char*, const Table*> levels[] = {{"ref", &wkv::kernels::ref_table()},
-                                                           {"avx2", wkv::kernels::avx2_table()},
-                                                           {"avx512", wkv::kernels::avx512_table()},
-                                                           {"amx", wkv::kernels::amx_table()}};
+    const std::pair<const char*, const Table*> levels[] = {
+        {"ref", &wkv::kernels::ref_table()},
+        {"avx2", wkv::kernels::avx2_table()},
+        {"avx512", wkv::kernels::avx512_table()},
+        {"avx512vnni", wkv::kernels::avx512vnni_table()},
+        {"amx", wkv::kernels::amx_table()}};
     for (const auto& [level, t] : levels) {
       const DType dt = ty.dt;
       benchmark::RegisterBenchmark((std::string("matmul/") + level + "/" + ty.name).c_str(),

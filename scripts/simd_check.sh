@@ -1,5 +1,5 @@
 #!/bin/bash
-# Checks the SIMD levels (avx2, avx512, amx) on another x86-64 machine, one that has the
+# Checks the SIMD levels (avx2, avx512, avx512vnni, amx) on another x86-64 machine, one that has the
 # instruction sets this project's own machines lack, without building there.
 #
 #   scripts/simd_check.sh bundle OUT.tar.xz   here: the Release build's wkv, test_kernels and
@@ -48,7 +48,7 @@ case "${1:-}" in
     echo "== cpu"
     grep -m1 "model name" /proc/cpuinfo; nproc; uname -r
     grep -o -w 'avx512[a-z_0-9]*\|amx[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' '; echo
-    for k in avx2 avx512 amx; do
+    for k in avx2 avx512 avx512vnni amx; do
       echo "== test_kernels WKV_KERNELS=$k"
       WKV_KERNELS=$k timeout 300 bin/test_kernels > "$log/test_kernels_$k.log" 2>&1; echo "rc=$?"
       grep -E "^\[  FAILED|PASSED|Failure|Which is|Expected|at [0-9]" "$log/test_kernels_$k.log" | head -30

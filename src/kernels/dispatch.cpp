@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <mutex>
 
@@ -74,6 +75,7 @@ const Table kAvx2{
     .sigmoid_f32 = avx2::sigmoid_f32, .name = label,                                            \
   }
 const Table kAvx512 = WKV_WIDE_TABLE(avx512, "avx512");
+const Table kAvx512Vnni = WKV_WIDE_TABLE(avx512vnni, "avx512vnni");
 const Table kAmx = [] {
   Table t = WKV_WIDE_TABLE(amx, "amx");
   t.pack_x = amx::pack_x;
@@ -87,6 +89,8 @@ bool cpu_has_avx512() {
   const CpuFeatures& f = cpu_features();
   return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl;
 }
+
+bool cpu_has_avx512vnni() { return cpu_has_avx512() && cpu_features().avx512vnni; }
 
 bool cpu_has_avx2() {
   const CpuFeatures& f = cpu_features();
@@ -133,25 +137,26 @@ const Table& ref_table() { return kRef; }
 
 const Table* avx2_table() { return cpu_has_avx2() ? &kAvx2 : nullptr; }
 const Table* avx512_table() { return cpu_has_avx512() ? &kAvx512 : nullptr; }
+const Table* avx512vnni_table() { return cpu_has_avx512vnni() ? &kAvx512Vnni : nullptr; }
 const Table* amx_table() { return cpu_has_avx512() && amx::os_permits() ? &kAmx : nullptr; }
 
-// The level used when WKV_KERNELS is unset. The avx512 table has passed the kernel tests and
-// the model goldens on an AVX-512 (F/BW/DQ/VL/VNNI) Xeon and is faster there for prompts, so
-// it is on by default; the amx table is built and tested against the reference wherever the
-// CPU has AMX, but has not yet run on such a machine, so it is opt-in (WKV_KERNELS=amx).
-constexpr const char* kDefaultCap = "avx512";
+// The level used when WKV_KERNELS is unset. The avx512 and avx512vnni tables have passed the
+// kernel tests and the model goldens on an AVX-512 (F/BW/DQ/VL/VNNI) Xeon and are faster there,
+// so they are on by default; the amx table is built and tested against the reference wherever
+// the CPU has AMX, but has not yet run on such a machine, so it is opt-in (WKV_KERNELS=amx).
+constexpr const char* kDefaultCap = "avx512vnni";
 
 const Table& table() {
   static const Table& chosen = []() -> const Table& {
     // Levels from the best down; WKV_KERNELS names the highest one allowed.
-    const Table* (*const levels[])() = {amx_table, avx512_table, avx2_table};
-    const char* const names[] = {"amx", "avx512", "avx2"};
+    const Table* (*const levels[])() = {amx_table, avx512vnni_table, avx512_table, avx2_table};
+    const char* const names[] = {"amx", "avx512vnni", "avx512", "avx2"};
     const char* force = std::getenv("WKV_KERNELS");
     bool known = force && std::strcmp(force, "ref") == 0;
     for (const char* n : names) known = known || (force && std::strcmp(force, n) == 0);
     const char* cap = known ? force : kDefaultCap;  // unset or unknown: the default
     bool allowed = false;
-    for (size_t i = 0; i < 3; ++i) {
+    for (size_t i = 0; i < std::size(names); ++i) {
       if (std::strcmp(cap, names[i]) == 0) allowed = true;
       if (!allowed) continue;
       if (const Table* t = levels[i]()) return *t;

@@ -65,6 +65,7 @@ const Table& ref_table();
 // SIMD tables compiled in and usable on this CPU, or nullptr (for tests against the reference).
 const Table* avx2_table();
 const Table* avx512_table();
+const Table* avx512vnni_table();
 const Table* amx_table();
 
 namespace ref {

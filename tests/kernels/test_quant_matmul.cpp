@@ -94,7 +94,8 @@ TEST(MatmulAllTypes, RowRangeWritesOnlyItsRows) {
   for (DType t : kAll) {
     const size_t rows = 9, cols = dtype_info(t).block == 256 ? 256 : 64;
     const auto W = encode(t, randn(rows * cols, 3), rows, cols);
-    for (const Table* tab : {&ref_table(), avx2_table(), avx512_table(), amx_table()}) {
+    for (const Table* tab :
+         {&ref_table(), avx2_table(), avx512_table(), avx512vnni_table(), amx_table()}) {
       if (!tab) continue;
       for (size_t T : {2u, 20u}) {  // 20: the AMX tiles' path
         const auto x = randn(T * cols, 4);
@@ -120,7 +121,8 @@ TEST(MatmulAllTypes, RowSplitDoesNotChangeABit) {
   for (DType t : kAll) {
     const size_t rows = 53, cols = dtype_info(t).block == 256 ? 256 : 96;
     const auto W = encode(t, randn(rows * cols, 7), rows, cols);
-    for (const Table* tab : {&ref_table(), avx2_table(), avx512_table(), amx_table()}) {
+    for (const Table* tab :
+         {&ref_table(), avx2_table(), avx512_table(), avx512vnni_table(), amx_table()}) {
       if (!tab) continue;
       for (size_t T : {1u, 2u, 20u}) {
         const auto x = randn(T * cols, 8);
@@ -178,7 +180,7 @@ std::vector<float> split_bf16_bound(DType t, const std::vector<unsigned char>& W
 
 std::vector<const Table*> simd_tables() {
   std::vector<const Table*> out;
-  for (const Table* t : {avx2_table(), avx512_table(), amx_table()})
+  for (const Table* t : {avx2_table(), avx512_table(), avx512vnni_table(), amx_table()})
     if (t) out.push_back(t);
   return out;
 }
@@ -345,14 +347,17 @@ TEST(Elementwise, ExpAndSigmoidMatchStd) {
 
 TEST(Dispatch, ForcedLevelIsHonoured) {
   // The chosen table is the best level this CPU has at or below WKV_KERNELS (unset or
-  // unknown: avx512, the default cap).
+  // unknown: avx512vnni, the default cap).
   const char* force = std::getenv("WKV_KERNELS");
   std::string cap = force ? force : "";
   const std::vector<std::pair<std::string, const Table*>> levels = {
-      {"amx", amx_table()}, {"avx512", avx512_table()}, {"avx2", avx2_table()}};
+      {"amx", amx_table()},
+      {"avx512vnni", avx512vnni_table()},
+      {"avx512", avx512_table()},
+      {"avx2", avx2_table()}};
   bool known = cap == "ref";
   for (const auto& level : levels) known = known || level.first == cap;
-  if (!known) cap = "avx512";
+  if (!known) cap = "avx512vnni";
   std::string want = "ref";
   bool allowed = false;
   for (const auto& [name, tab] : levels) {
