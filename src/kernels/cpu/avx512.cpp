@@ -288,6 +288,26 @@ struct PlainRows {
 // (kOff * the qx of those elements) and the scale d_w d_x are per lane too. A short last quad
 // skips the loads of its missing blocks: whatever their lanes hold meets zero x, a zero offset
 // and a zero scale.
+// The token's int8 levels live in a vector grown (never shrunk) to n bytes past its first
+// 64-byte boundary, so the dots' 64-byte loads never split a line; returns that boundary.
+inline int8_t* grow_aligned(std::vector<int8_t>& buf, size_t n) {
+  if (buf.size() < n + 64) buf.resize(n + 64);
+  const auto at = reinterpret_cast<uintptr_t>(buf.data());
+  return buf.data() + (64 - at % 64) % 64;
+}
+
+// 32 values quantized as the AVX2 kernels do (d = amax / 127, rounded to nearest, saturated):
+// levels 0-15 in lo, 16-31 in hi; returns d.
+WKV_AVX512 inline float q8_block(const float* x, __m128i& lo, __m128i& hi) {
+  const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+  const float d =
+      _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1))) / 127.0f;
+  const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+  lo = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, id)));
+  hi = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id)));
+  return d;
+}
+
 struct QuantX4 {
   std::vector<int8_t> buf;   // holds q, 64-byte aligned
   int8_t* q = nullptr;       // 128 bytes per quad
@@ -299,10 +319,8 @@ struct QuantX4 {
 template <int kOff>
 WKV_AVX512 void quantize_x4(const float* x, size_t nb, QuantX4& out) {
   const size_t nq = (nb + 3) / 4;
-  if (out.buf.size() < nq * 128 + 64) {
-    out.buf.resize(nq * 128 + 64);
-    const auto at = reinterpret_cast<uintptr_t>(out.buf.data());
-    out.q = out.buf.data() + ((64 - at % 64) % 64);
+  out.q = grow_aligned(out.buf, nq * 128);
+  if (out.off.size() < nq * 16) {
     out.off.resize(nq * 16);
     out.dx.resize(nq * 16);
     out.sum.resize(nq * 4);
@@ -315,14 +333,10 @@ WKV_AVX512 void quantize_x4(const float* x, size_t nb, QuantX4& out) {
   }
   const __m512i ones = _mm512_set1_epi8(1);
   for (size_t b = 0; b < nb; ++b, x += 32) {
-    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
-    const float d =
-        _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1))) / 127.0f;
-    const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    __m128i lo, hi;
+    const float d = q8_block(x, lo, hi);
     const size_t qd = b / 4, k = b % 4;
     int8_t* q = out.q + qd * 128 + 16 * k;
-    const __m128i lo = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, id)));
-    const __m128i hi = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id)));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q), lo);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 64), hi);
     // lane j: the qx of elements 4j..4j+3 (lo) plus 16+4j..16+4j+3 (hi)
@@ -333,7 +347,8 @@ WKV_AVX512 void quantize_x4(const float* x, size_t nb, QuantX4& out) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out.off.data() + qd * 16 + 4 * k),
                      _mm_mullo_epi32(s, _mm_set1_epi32(kOff)));
     _mm_storeu_ps(out.dx.data() + qd * 16 + 4 * k, _mm_set1_ps(d));
-    out.sum[qd * 4 + k] = _mm512_reduce_add_ps(_mm512_add_ps(v0, v1));
+    out.sum[qd * 4 + k] =
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_loadu_ps(x), _mm512_loadu_ps(x + 16)));
   }
 }
 
@@ -410,26 +425,18 @@ struct QuantX8 {
 
 WKV_AVX512 void quantize_x8(const float* x, size_t nb, QuantX8& out) {
   const size_t np = (nb + 1) / 2;
-  if (out.buf.size() < np * 64 + 64) {
-    out.buf.resize(np * 64 + 64);
-    const auto at = reinterpret_cast<uintptr_t>(out.buf.data());
-    out.q = out.buf.data() + ((64 - at % 64) % 64);
-    out.dx.resize(np * 16);
-  }
+  out.q = grow_aligned(out.buf, np * 64);
+  if (out.dx.size() < np * 16) out.dx.resize(np * 16);
   if (nb % 2) {
     std::memset(out.q + nb * 32, 0, 32);
     std::fill_n(out.dx.data() + nb * 8, 8, 0.0f);
   }
   for (size_t b = 0; b < nb; ++b, x += 32) {
-    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
-    const float d =
-        _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1))) / 127.0f;
-    const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    __m128i lo, hi;
+    const float d = q8_block(x, lo, hi);
     int8_t* q = out.q + b * 32;
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q),
-                     _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, id))));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16),
-                     _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id))));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), lo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), hi);
     _mm256_storeu_ps(out.dx.data() + b * 8, _mm256_set1_ps(d));
   }
 }
@@ -452,10 +459,8 @@ struct QuantXK {
 
 template <bool kNibbleOrder>
 WKV_AVX512 void quantize_xk(const float* x, size_t nsb, QuantXK& out) {
-  if (out.buf.size() < nsb * 256 + 64) {
-    out.buf.resize(nsb * 256 + 64);
-    const auto at = reinterpret_cast<uintptr_t>(out.buf.data());
-    out.q = out.buf.data() + ((64 - at % 64) % 64);
+  out.q = grow_aligned(out.buf, nsb * 256);
+  if (out.bsum.size() < nsb * 16) {
     out.bsum.resize(nsb * 16);
     out.bsum32.resize(nsb * 8);
     out.dpair.resize(nsb * 2);
