@@ -75,7 +75,16 @@ const Table kAvx2{
     .sigmoid_f32 = avx2::sigmoid_f32, .name = label,                                            \
   }
 const Table kAvx512 = WKV_WIDE_TABLE(avx512, "avx512");
-const Table kAvx512Vnni = WKV_WIDE_TABLE(avx512vnni, "avx512vnni");
+const Table kAvx512Vnni = [] {
+  Table t = kAvx512;
+  t.rows_q8_0 = avx512vnni::rows_q8_0;
+  t.rows_q4_0 = avx512vnni::rows_q4_0;
+  t.rows_q4_1 = avx512vnni::rows_q4_1;
+  t.rows_q5_0 = avx512vnni::rows_q5_0;
+  t.rows_q5_1 = avx512vnni::rows_q5_1;
+  t.name = "avx512vnni";
+  return t;
+}();
 const Table kAmx = [] {
   Table t = WKV_WIDE_TABLE(amx, "amx");
   t.pack_x = amx::pack_x;

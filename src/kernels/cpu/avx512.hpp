@@ -37,10 +37,14 @@ void wkv7_step(float* S, const float* r, const float* w, const float* k, const f
                const float* a, const float* b, float* y, size_t H, size_t N);
 }  // namespace avx512
 
-// AVX-512 with VNNI: the avx512 kernels, the integer one-token dots (q8_0, q4_0..q5_1,
-// q4_k..q6_k) through vpdpbusd / vpdpwssd, which give the same bits in fewer instructions.
+// AVX-512 with VNNI: the avx512 level with these rows' one-token dots built on vpdpbusd (the
+// same bits in fewer instructions).
 namespace avx512vnni {
-WKV_SIMD_ROWS_ALL
+WKV_SIMD_ROWS(rows_q8_0)
+WKV_SIMD_ROWS(rows_q4_0)
+WKV_SIMD_ROWS(rows_q4_1)
+WKV_SIMD_ROWS(rows_q5_0)
+WKV_SIMD_ROWS(rows_q5_1)
 }  // namespace avx512vnni
 
 // AMX-BF16 (with AVX-512 BF16 for the conversions): T >= kMinTokens through the tiles, in the
