@@ -192,7 +192,7 @@ TEST(MatmulAllTypes, SimdMatchesReferenceOnAwkwardShapes) {
     for (DType t : kAll) {
       for (size_t rows : {1u, 3u, 7u, 16u, 37u}) {
         for (size_t cols : cols_for(t)) {
-          for (size_t T : {1u, 2u, 3u, 4u, 5u, 8u, 17u, 33u, 64u}) {
+          for (size_t T : {1u, 2u, 3u, 4u, 5u, 8u, 16u, 17u, 33u, 64u, 80u}) {
             if (rows * cols * T > 400000) continue;
             const auto w = randn(rows * cols, static_cast<uint32_t>(rows * 131 + cols));
             const auto x = randn(T * cols, static_cast<uint32_t>(T));
