@@ -74,7 +74,13 @@ const Table kAvx2{
     .wkv7_step = avx512::wkv7_step, .wkv5_step = avx2::wkv5_step, .exp_f32 = avx2::exp_f32,     \
     .sigmoid_f32 = avx2::sigmoid_f32, .name = label,                                            \
   }
-const Table kAvx512 = WKV_WIDE_TABLE(avx512, "avx512");
+const Table kAvx512 = [] {
+  Table t = WKV_WIDE_TABLE(avx512, "avx512");
+  t.pack_x = avx512::pack_x;
+  t.rows_packed = avx512::rows_packed;
+  t.packed_min_t = avx512::kOuterTokens;
+  return t;
+}();
 const Table kAvx512Vnni = [] {
   Table t = kAvx512;
   t.rows_q8_0 = avx512vnni::rows_q8_0;
@@ -90,6 +96,7 @@ const Table kAmx = [] {
   t.pack_x = amx::pack_x;
   t.rows_packed = amx::rows_packed;
   t.packed_min_t = amx::kMinTokens;
+  t.packed_split_bf16 = true;
   return t;
 }();
 #undef WKV_WIDE_TABLE

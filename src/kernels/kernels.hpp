@@ -49,6 +49,9 @@ struct Table {
   void (*rows_packed)(DType t, const void* W, const void* xp, float* Y, size_t rows, size_t cols,
                       size_t T, size_t r0, size_t r1) = nullptr;
   size_t packed_min_t = 0;
+  // Whether the row kernels from packed_min_t tokens (packed or not) round X and W to split
+  // bf16 pairs (AMX) rather than computing in fp32.
+  bool packed_split_bf16 = false;
 
   // The row-range kernel for weights of dtype `t`, or nullptr if there is none.
   MatmulRows rows_for(DType t) const;

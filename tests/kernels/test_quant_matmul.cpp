@@ -212,7 +212,15 @@ TEST(MatmulAllTypes, SimdMatchesReferenceOnAwkwardShapes) {
                     << " o=" << o;
               continue;
             }
-            if (simd->packed_min_t && T >= simd->packed_min_t) {
+            if (simd->rows_packed && T >= simd->packed_min_t) {
+              // The two-step form matmul() takes from packed_min_t tokens: the same bits.
+              std::vector<float> packed(T * rows, 1e30f);
+              simd->rows_packed(t, W.data(), simd->pack_x(x.data(), T, cols), packed.data(), rows,
+                                cols, T, 0, rows);
+              EXPECT_EQ(std::memcmp(packed.data(), got.data(), got.size() * 4), 0)
+                  << simd->name << " " << dtype_name(t) << " " << rows << "x" << cols << " T=" << T;
+            }
+            if (simd->packed_split_bf16 && T >= simd->packed_min_t) {
               const auto bound = split_bf16_bound(t, W, x, rows, cols, T);
               for (size_t i = 0; i < got.size(); ++i)
                 EXPECT_LE(std::fabs(got[i] - want[i]), bound[i] + fp_tol)

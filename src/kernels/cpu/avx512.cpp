@@ -152,11 +152,9 @@ WKV_AVX512 inline void tile_block(const float* w, size_t rs, const float* X, flo
 // tokens (R x V accumulators; one load per 16 tokens, one broadcast per row). Each output is
 // one lane: a sequential sum over kKc columns at a time, those partial sums added in column
 // order, so neither the row blocking, the token grouping nor a thread split changes a bit.
-// Used from kOuterTokens tokens and kOuterRows rows of the whole product (not of a thread's
-// range, so that a split never changes which path a row takes): below that, the transposes
-// cost more than the tiles lose.
-constexpr size_t kOuterTokens = 16;
-constexpr size_t kOuterRows = 32;
+// Used from kOuterTokens tokens (a property of the product, so a thread split never changes
+// which path a row takes). matmul() packs once per product (pack_x, rows_packed); a direct
+// call of a row kernel packs for itself.
 constexpr size_t kGroup = 64;
 constexpr size_t kKc = 256;
 
@@ -250,10 +248,12 @@ WKV_AVX512 void outer_block(const float* w, size_t rs, const float* xt, float* Y
   }
 }
 
-// rows_at(o, n): fp32 rows o..o+n, row stride rs floats.
+// rows_at(o, n): fp32 rows o..o+n, row stride rs floats. xt: X already packed by pack_groups
+// (T >= kOuterTokens), or nullptr.
 template <class RowsAt>
 WKV_AVX512 inline void rows_blocked(RowsAt rows_at, size_t rs, const float* X, float* Y,
-                                    size_t rows, size_t cols, size_t T, size_t r0, size_t r1) {
+                                    size_t rows, size_t cols, size_t T, size_t r0, size_t r1,
+                                    const float* xt = nullptr) {
   // one tile height per count of rows (fewer than kRowBlock only in the last block)
   static_assert(kRowBlock == 6);
   using Block =
@@ -261,13 +261,13 @@ WKV_AVX512 inline void rows_blocked(RowsAt rows_at, size_t rs, const float* X, f
   static constexpr Block kTiles[kRowBlock + 1] = {nullptr,       tile_block<1>, tile_block<2>,
                                                   tile_block<3>, tile_block<4>, tile_block<5>,
                                                   tile_block<6>};
-  if (T >= kOuterTokens && rows >= kOuterRows) {
+  if (T >= kOuterTokens) {
     using Outer = void (*)(const float*, size_t, const float*, float*, size_t, size_t, size_t,
                            size_t, size_t);
     static constexpr Outer kOuter[kRowBlock + 1] = {nullptr,        outer_block<1>, outer_block<2>,
                                                     outer_block<3>, outer_block<4>, outer_block<5>,
                                                     outer_block<6>};
-    const float* xt = pack_groups(X, T, cols);
+    if (!xt) xt = pack_groups(X, T, cols);
     // All tokens per block of rows when they fit in kL2Budget (the rows converted once per
     // product), else one group at a time (768 x 3072 x 128 tokens: 1.4x; the rows are then
     // converted once per group).
@@ -295,10 +295,10 @@ WKV_AVX512 inline void rows_blocked(RowsAt rows_at, size_t rs, const float* X, f
 }
 
 WKV_AVX512 void rows_f32_tiles(const void* W, const float* X, float* Y, size_t rows, size_t cols,
-                               size_t T, size_t r0, size_t r1) {
+                               size_t T, size_t r0, size_t r1, const float* xt = nullptr) {
   const auto* base = static_cast<const float*>(W);
-  rows_blocked([&](size_t o, size_t) { return base + o * cols; }, cols, X, Y, rows, cols, T, r0,
-               r1);
+  rows_blocked([&](size_t o, size_t) { return base + o * cols; }, cols, X, Y, rows, cols, T, r0, r1,
+               xt);
 }
 
 // Any other dtype: each block of rows converted to fp32 once per token block (into a
@@ -306,7 +306,8 @@ WKV_AVX512 void rows_f32_tiles(const void* W, const float* X, float* Y, size_t r
 // convert each weight once per four tokens, and the conversions share ports with the FMAs.
 template <class Convert>
 WKV_AVX512 void rows_converted(Convert convert, const void* W, size_t rb, const float* X, float* Y,
-                               size_t rows, size_t cols, size_t T, size_t r0, size_t r1) {
+                               size_t rows, size_t cols, size_t T, size_t r0, size_t r1,
+                               const float* xt = nullptr) {
   const auto* base = static_cast<const unsigned char*>(W);
   thread_local std::vector<float> buf;
   if (buf.size() < kRowBlock * cols) buf.resize(kRowBlock * cols);
@@ -316,7 +317,7 @@ WKV_AVX512 void rows_converted(Convert convert, const void* W, size_t rb, const 
         for (size_t r = 0; r < n; ++r) convert(base + (o + r) * rb, b + r * cols, cols);
         return static_cast<const float*>(b);
       },
-      cols, X, Y, rows, cols, T, r0, r1);
+      cols, X, Y, rows, cols, T, r0, r1, xt);
 }
 
 // (Functors, not lambdas: a lambda's body does not get the function's target attribute.)
@@ -862,6 +863,24 @@ WKV_KROWS(q6_k, (one_token_k<false, row_dot_q6k>(W, X, Y, cols, rb, r0, r1)))
 #undef WKV_KROWS
 #undef WKV_QROWS
 #undef WKV_ROWS
+
+const void* pack_x(const float* X, size_t T, size_t cols) { return pack_groups(X, T, cols); }
+
+void rows_packed(DType t, const void* W, const void* xp, float* Y, size_t rows, size_t cols,
+                 size_t T, size_t r0, size_t r1) {
+  const auto* xt = static_cast<const float*>(xp);
+  switch (t) {
+    case DType::f32:
+      return rows_f32_tiles(W, nullptr, Y, rows, cols, T, r0, r1, xt);
+    case DType::bf16:
+      return rows_converted(Widen<BF16>{}, W, cols * 2, nullptr, Y, rows, cols, T, r0, r1, xt);
+    case DType::f16:
+      return rows_converted(Widen<F16>{}, W, cols * 2, nullptr, Y, rows, cols, T, r0, r1, xt);
+    default:
+      return rows_converted(Dequant{t}, W, dtype_bytes(t, cols), nullptr, Y, rows, cols, T, r0, r1,
+                            xt);
+  }
+}
 
 // ---- the RWKV-7 recurrence ----
 // Per head, state rows i (S[i][j], j < N): sa = a . S[i]; S[i] = S[i] * w + v[i] k + sa b;

@@ -31,6 +31,13 @@ namespace wkv::kernels {
 // prefetched streams; the AVX2 one-token kernels for q2_k and q3_k.
 namespace avx512 {
 WKV_SIMD_ROWS_ALL
+// Products over kOuterTokens tokens or more: X packed once per product (into the calling
+// thread's buffer, valid until that thread packs again; read by every thread of the product),
+// then rows [r0, r1) of Y = X W^T for any weight dtype, the same bits as the row kernels.
+constexpr size_t kOuterTokens = 16;
+const void* pack_x(const float* X, size_t T, size_t cols);
+void rows_packed(DType t, const void* W, const void* xp, float* Y, size_t rows, size_t cols,
+                 size_t T, size_t r0, size_t r1);
 // The RWKV-7 recurrence, four state rows at a time (head sizes a multiple of 16; others go to
 // the AVX2 step).
 void wkv7_step(float* S, const float* r, const float* w, const float* k, const float* v,
