@@ -76,7 +76,9 @@ const Table kAvx2{
   }
 const Table kAvx512 = [] {
   Table t = WKV_WIDE_TABLE(avx512, "avx512");
-  t.pack_x = avx512::pack_x;
+  t.pack_x = [](DType, const float* X, size_t T, size_t cols) {
+    return avx512::pack_x(X, T, cols);
+  };
   t.rows_packed = avx512::rows_packed;
   t.packed_min_t = avx512::kOuterTokens;
   return t;
@@ -88,12 +90,15 @@ const Table kAvx512Vnni = [] {
   t.rows_q4_1 = avx512vnni::rows_q4_1;
   t.rows_q5_0 = avx512vnni::rows_q5_0;
   t.rows_q5_1 = avx512vnni::rows_q5_1;
+  t.pack_x = avx512vnni::pack_x;
+  t.rows_packed = avx512vnni::rows_packed;
+  t.quantizes_x = avx512vnni::quantizes_x;
   t.name = "avx512vnni";
   return t;
 }();
 const Table kAmx = [] {
   Table t = WKV_WIDE_TABLE(amx, "amx");
-  t.pack_x = amx::pack_x;
+  t.pack_x = [](DType, const float* X, size_t T, size_t cols) { return amx::pack_x(X, T, cols); };
   t.rows_packed = amx::rows_packed;
   t.packed_min_t = amx::kMinTokens;
   t.packed_split_bf16 = true;
@@ -310,7 +315,7 @@ void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size
   const MatmulRows fn = tab.rows_for(wt);
   WKV_ASSERT(fn != nullptr);  // a dtype no kernel takes, packed path included
   if (tab.rows_packed && T >= tab.packed_min_t) {
-    const void* xp = tab.pack_x(X, T, cols);
+    const void* xp = tab.pack_x(wt, X, T, cols);
     split_rows(rows, cols, T,
                [&](size_t r0, size_t r1) { tab.rows_packed(wt, W, xp, Y, rows, cols, T, r0, r1); });
     return;

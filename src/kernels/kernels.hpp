@@ -45,13 +45,16 @@ struct Table {
   // Optional two-step form for products over at least packed_min_t tokens: X converted once
   // per product by pack_x (into the calling thread's buffer, read by all threads of that
   // product), then rows split across threads as with the row kernels. Null where absent.
-  const void* (*pack_x)(const float* X, size_t T, size_t cols) = nullptr;
+  const void* (*pack_x)(DType t, const float* X, size_t T, size_t cols) = nullptr;
   void (*rows_packed)(DType t, const void* W, const void* xp, float* Y, size_t rows, size_t cols,
                       size_t T, size_t r0, size_t r1) = nullptr;
   size_t packed_min_t = 0;
   // Whether the row kernels from packed_min_t tokens (packed or not) round X and W to split
   // bf16 pairs (AMX) rather than computing in fp32.
   bool packed_split_bf16 = false;
+  // Whether a product of quantized weights over T tokens quantizes X to q8 per block (as every
+  // table does for T = 1); null: only for T = 1.
+  bool (*quantizes_x)(DType t, size_t T) = nullptr;
 
   // The row-range kernel for weights of dtype `t`, or nullptr if there is none.
   MatmulRows rows_for(DType t) const;

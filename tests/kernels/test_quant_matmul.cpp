@@ -202,23 +202,27 @@ TEST(MatmulAllTypes, SimdMatchesReferenceOnAwkwardShapes) {
             simd->rows_for(t)(W.data(), x.data(), got.data(), rows, cols, T, 0, rows);
             // fp32 sums in another order: error ~ sqrt(cols) * eps * |w||x|; |w||x| ~ 1 here.
             const float fp_tol = 2e-6f * static_cast<float>(cols) + 1e-5f;
-            if (T == 1 && dtype_is_quantized(t)) {
-              // Generation quantizes x to q8 per block: each product may be off by
-              // |w| * amax(x block) / 254.
-              const auto bound = q8_bound(t, W, x, rows, cols);
-              for (size_t o = 0; o < rows; ++o)
-                EXPECT_LE(std::fabs(got[o] - want[o]), bound[o] + fp_tol)
-                    << simd->name << " " << dtype_name(t) << " " << rows << "x" << cols
-                    << " o=" << o;
-              continue;
-            }
             if (simd->rows_packed && T >= simd->packed_min_t) {
               // The two-step form matmul() takes from packed_min_t tokens: the same bits.
               std::vector<float> packed(T * rows, 1e30f);
-              simd->rows_packed(t, W.data(), simd->pack_x(x.data(), T, cols), packed.data(), rows,
-                                cols, T, 0, rows);
+              simd->rows_packed(t, W.data(), simd->pack_x(t, x.data(), T, cols), packed.data(),
+                                rows, cols, T, 0, rows);
               EXPECT_EQ(std::memcmp(packed.data(), got.data(), got.size() * 4), 0)
                   << simd->name << " " << dtype_name(t) << " " << rows << "x" << cols << " T=" << T;
+            }
+            if (dtype_is_quantized(t) &&
+                (T == 1 || (simd->quantizes_x && simd->quantizes_x(t, T)))) {
+              // Generation (and, where quantizes_x says so, prompts) quantizes x to q8 per
+              // block: each product may be off by |w| * amax(x block) / 254.
+              for (size_t tt = 0; tt < T; ++tt) {
+                const std::vector<float> xt(x.begin() + tt * cols, x.begin() + (tt + 1) * cols);
+                const auto bound = q8_bound(t, W, xt, rows, cols);
+                for (size_t o = 0; o < rows; ++o)
+                  EXPECT_LE(std::fabs(got[tt * rows + o] - want[tt * rows + o]), bound[o] + fp_tol)
+                      << simd->name << " " << dtype_name(t) << " " << rows << "x" << cols
+                      << " T=" << T << " t=" << tt << " o=" << o;
+              }
+              continue;
             }
             if (simd->packed_split_bf16 && T >= simd->packed_min_t) {
               const auto bound = split_bf16_bound(t, W, x, rows, cols, T);

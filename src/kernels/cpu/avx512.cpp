@@ -804,6 +804,181 @@ namespace dots_vnni {
 #undef WKV_DOT
 }  // namespace dots_vnni
 
+// ---- prompts on VNNI: q8_0 / q4_0 weights against the tokens quantized to q8 ----
+// From kOuterTokens tokens, the tokens are quantized per 32 columns as for generation (q8_block)
+// and each 32-column block of a product is an exact integer sum (vpdpbusd: the token's levels
+// + 128 as the unsigned operand, the weight's signed levels broadcast; 128 x the weight block's
+// level sum taken back out), scaled by d_w d_x into an fp32 lane: tokens in the lanes, 4 rows x
+// 32 tokens per tile, blocks summed in column order (no split changes a bit). On this
+// project's Xeon the integer tile runs at 2.1-3.5x the fp32 outer-product tile in registers.
+constexpr int kI8Rows = 4;
+constexpr size_t kI8Tokens = 32;
+
+// The packed tokens: per 16 tokens and block b, 8 x 64 bytes (dword g of lane t: the token's
+// levels 4g..4g+3, each + 128) and the 16 scales (0 past T).
+struct I8Tokens {
+  const uint8_t* q;
+  const float* d;
+  size_t nb;
+};
+
+WKV_AVX512 I8Tokens pack_q8(const float* X, size_t T, size_t cols) {
+  thread_local std::vector<uint8_t> qbuf;
+  thread_local std::vector<float> dbuf;
+  const size_t nb = cols / 32, groups = (T + 15) / 16;
+  uint8_t* q = grow_aligned(qbuf, groups * nb * 512);
+  float* d = grow_aligned(dbuf, groups * nb * 16);
+  if (T % 16) {
+    std::memset(q + (groups - 1) * nb * 512, 0, nb * 512);
+    std::fill_n(d + (groups - 1) * nb * 16, nb * 16, 0.0f);
+  }
+  const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
+  for (size_t t = 0; t < T; ++t) {
+    const size_t lane = t % 16, grp = t / 16;
+    for (size_t b = 0; b < nb; ++b) {
+      __m128i lo, hi;
+      const float db = q8_block(X + t * cols + b * 32, lo, hi);
+      alignas(16) uint32_t u[8];
+      _mm_store_si128(reinterpret_cast<__m128i*>(u), _mm_xor_si128(lo, flip));
+      _mm_store_si128(reinterpret_cast<__m128i*>(u + 4), _mm_xor_si128(hi, flip));
+      uint8_t* o = q + (grp * nb + b) * 512 + lane * 4;
+      for (size_t g = 0; g < 8; ++g) std::memcpy(o + g * 64, u + g, 4);
+      d[(grp * nb + b) * 16 + lane] = db;
+    }
+  }
+  return {q, d, nb};
+}
+
+// out[r][v * 16 + lane] for R rows (levels lv[r], block stride bs bytes; dw, ws: [R][nb] scale
+// and 128 x level sum) and V groups of 16 tokens from xq / xd (group v at v * nb blocks).
+template <int R, int V>
+WKV_AVX512_VNNI void i8_tile(const int8_t* const* lv, size_t bs, const float* dw, const int32_t* ws,
+                             const uint8_t* xq, const float* xd, size_t nb, float* out) {
+  __m512 f[R][V];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) f[r][v] = _mm512_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    __m512i s[R][V];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) s[r][v] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; ++g) {
+      __m512i x[V];
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) x[v] = _mm512_load_si512(xq + (v * nb + b) * 512 + g * 64);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        int32_t w4;
+        std::memcpy(&w4, lv[r] + b * bs + 4 * g, 4);
+        const __m512i bw = _mm512_set1_epi32(w4);
+#pragma GCC unroll 2
+        for (int v = 0; v < V; ++v) s[r][v] = _mm512_dpbusd_epi32(s[r][v], x[v], bw);
+      }
+    }
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) {
+      const __m512 d = _mm512_load_ps(xd + (v * nb + b) * 16);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const __m512i c = _mm512_sub_epi32(s[r][v], _mm512_set1_epi32(ws[r * nb + b]));
+        f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c),
+                                  _mm512_mul_ps(d, _mm512_set1_ps(dw[r * nb + b])), f[r][v]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) _mm512_store_ps(out + r * kI8Tokens + 16 * v, f[r][v]);
+}
+
+// Y[., o..o+R) for every token.
+template <int R>
+WKV_AVX512_VNNI void i8_block(const int8_t* const* lv, size_t bs, const float* dw,
+                              const int32_t* ws, const I8Tokens& xt, float* Y, size_t rows,
+                              size_t T, size_t o) {
+  alignas(64) float out[R * kI8Tokens];
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int>(rows)));
+  for (size_t t0 = 0; t0 < T; t0 += kI8Tokens) {
+    const size_t n = std::min(kI8Tokens, T - t0);
+    const uint8_t* xq = xt.q + t0 / 16 * xt.nb * 512;
+    const float* xd = xt.d + t0 / 16 * xt.nb * 16;
+    if (n > 16)
+      i8_tile<R, 2>(lv, bs, dw, ws, xq, xd, xt.nb, out);
+    else
+      i8_tile<R, 1>(lv, bs, dw, ws, xq, xd, xt.nb, out);
+    for (size_t v = 0; v * 16 < n; ++v)
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r)
+        _mm512_mask_i32scatter_ps(Y + (t0 + 16 * v) * rows + o + r, tail_mask(n - 16 * v), idx,
+                                  _mm512_load_ps(out + r * kI8Tokens + 16 * v), 4);
+  }
+}
+
+// 128 x the sum of 32 signed levels at p.
+WKV_AVX512 inline int32_t level_sum128(const int8_t* p) {
+  const __m256i u = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+                                     _mm256_set1_epi8(static_cast<char>(0x80)));
+  const __m256i sad = _mm256_sad_epu8(u, _mm256_setzero_si256());
+  const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+  const auto sum = _mm_cvtsi128_si64(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h)));
+  return static_cast<int32_t>((sum - 32 * 128) * 128);
+}
+
+bool i8_weights(DType t) { return t == DType::q8_0 || t == DType::q4_0; }
+
+// Rows [r0, r1) of q8_0 or q4_0 weights against the packed tokens: q8_0's levels are read in
+// place, q4_0's unpacked to signed bytes once per block of rows.
+WKV_AVX512_VNNI void rows_i8(DType t, const void* W, const I8Tokens& xt, float* Y, size_t rows,
+                             size_t cols, size_t T, size_t r0, size_t r1) {
+  using Block = void (*)(const int8_t* const*, size_t, const float*, const int32_t*,
+                         const I8Tokens&, float*, size_t, size_t, size_t);
+  static constexpr Block kBlocks[kI8Rows + 1] = {nullptr, i8_block<1>, i8_block<2>, i8_block<3>,
+                                                 i8_block<4>};
+  thread_local std::vector<int8_t> unpacked;
+  thread_local std::vector<float> dws;
+  thread_local std::vector<int32_t> wss;
+  const size_t nb = cols / 32, rb = dtype_bytes(t, cols);
+  const bool q8 = t == DType::q8_0;
+  const size_t bb = q8 ? 34 : 18;  // bytes per block: fp16 scale, then the levels
+  int8_t* u = grow_aligned(unpacked, kI8Rows * cols);
+  if (dws.size() < kI8Rows * nb) {
+    dws.resize(kI8Rows * nb);
+    wss.resize(kI8Rows * nb);
+  }
+  const auto* base = static_cast<const unsigned char*>(W);
+  for (size_t o = r0; o < r1; o += kI8Rows) {
+    const size_t n = std::min<size_t>(kI8Rows, r1 - o);
+    const int8_t* lv[kI8Rows];
+    for (size_t r = 0; r < n; ++r) {
+      const unsigned char* row = base + (o + r) * rb;
+      int8_t* ur = u + r * cols;
+      lv[r] = q8 ? reinterpret_cast<const int8_t*>(row + 2) : ur;
+      for (size_t b = 0; b < nb; ++b) {
+        const unsigned char* blk = row + b * bb;
+        uint16_t h;
+        std::memcpy(&h, blk, 2);
+        dws[r * nb + b] = _cvtsh_ss(h);
+        if (!q8) {  // q4_0: levels j and j + 16 are byte j's low and high nibbles, minus 8
+          const __m128i p = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+          const __m128i m = _mm_set1_epi8(0x0F), e = _mm_set1_epi8(8);
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(ur + b * 32),
+                           _mm_sub_epi8(_mm_and_si128(p, m), e));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(ur + b * 32 + 16),
+                           _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(p, 4), m), e));
+        }
+        wss[r * nb + b] = level_sum128(lv[r] + b * (q8 ? bb : 32));
+      }
+    }
+    kBlocks[n](lv, q8 ? bb : 32, dws.data(), wss.data(), xt, Y, rows, T, o);
+  }
+}
+
 template <class L>
 WKV_AVX512 void one_token_plain(const void* W, const float* X, float* Y, size_t cols, size_t r0,
                                 size_t r1) {
@@ -942,13 +1117,30 @@ WKV_AVX512 void wkv7_step(float* S, const float* r, const float* w, const float*
 
 // AVX-512 with VNNI: the rows whose one-token dots differ (the rest of the level is avx512's).
 namespace wkv::kernels::avx512vnni {
-#define WKV_VNNI_ROWS(q)                                                                     \
-  void rows_##q(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, \
-                size_t r0, size_t r1) {                                                      \
-    if (T == 1) return avx512::dots_vnni::one_token_##q(W, X, Y, cols, r0, r1);              \
-    avx512::rows_##q(W, X, Y, rows, cols, T, r0, r1);                                        \
+#define WKV_VNNI_ROWS(q)                                                                          \
+  void rows_##q(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,      \
+                size_t r0, size_t r1) {                                                           \
+    if (T == 1) return avx512::dots_vnni::one_token_##q(W, X, Y, cols, r0, r1);                   \
+    if (T >= avx512::kOuterTokens && avx512::i8_weights(DType::q))                                \
+      return avx512::rows_i8(DType::q, W, avx512::pack_q8(X, T, cols), Y, rows, cols, T, r0, r1); \
+    avx512::rows_##q(W, X, Y, rows, cols, T, r0, r1);                                             \
   }
 WKV_VNNI_DOTS(WKV_VNNI_ROWS)
 #undef WKV_VNNI_ROWS
+
+bool quantizes_x(DType t, size_t T) { return T >= avx512::kOuterTokens && avx512::i8_weights(t); }
+
+const void* pack_x(DType t, const float* X, size_t T, size_t cols) {
+  if (!avx512::i8_weights(t)) return avx512::pack_x(X, T, cols);
+  thread_local avx512::I8Tokens packed;
+  packed = avx512::pack_q8(X, T, cols);
+  return &packed;
+}
+
+void rows_packed(DType t, const void* W, const void* xp, float* Y, size_t rows, size_t cols,
+                 size_t T, size_t r0, size_t r1) {
+  if (!avx512::i8_weights(t)) return avx512::rows_packed(t, W, xp, Y, rows, cols, T, r0, r1);
+  avx512::rows_i8(t, W, *static_cast<const avx512::I8Tokens*>(xp), Y, rows, cols, T, r0, r1);
+}
 }  // namespace wkv::kernels::avx512vnni
 #undef WKV_VNNI_DOTS

@@ -52,6 +52,13 @@ WKV_SIMD_ROWS(rows_q4_0)
 WKV_SIMD_ROWS(rows_q4_1)
 WKV_SIMD_ROWS(rows_q5_0)
 WKV_SIMD_ROWS(rows_q5_1)
+// From avx512::kOuterTokens tokens, q8_0 and q4_0 products quantize the tokens to q8 per 32
+// columns (as generation does) and sum each block in integers (vpdpbusd); quantizes_x says
+// which products do. pack_x / rows_packed: the two-step form (as avx512's, by dtype).
+bool quantizes_x(DType t, size_t T);
+const void* pack_x(DType t, const float* X, size_t T, size_t cols);
+void rows_packed(DType t, const void* W, const void* xp, float* Y, size_t rows, size_t cols,
+                 size_t T, size_t r0, size_t r1);
 }  // namespace avx512vnni
 
 // AMX-BF16 (with AVX-512 BF16 for the conversions): T >= kMinTokens through the tiles, in the
