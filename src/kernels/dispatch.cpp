@@ -1,12 +1,14 @@
 // The dispatch table: filled once from the CPU's features (scalar reference as the fallback),
 // and the threaded matmul over it.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
 #include <memory>
 #include <mutex>
+#include <string_view>
 
 #include "core/cpu_features.hpp"
 #include "core/error.hpp"
@@ -90,6 +92,8 @@ const Table kAvx512Vnni = [] {
   t.rows_q4_1 = avx512vnni::rows_q4_1;
   t.rows_q5_0 = avx512vnni::rows_q5_0;
   t.rows_q5_1 = avx512vnni::rows_q5_1;
+  t.rows_q4_k = avx512vnni::rows_q4_k;
+  t.rows_q5_k = avx512vnni::rows_q5_k;
   t.pack_x = avx512vnni::pack_x;
   t.rows_packed = avx512vnni::rows_packed;
   t.quantizes_x = avx512vnni::quantizes_x;
@@ -309,6 +313,19 @@ void split_rows(size_t rows, size_t cols, size_t T, Fn&& fn) {
         static_cast<double>(rows * cols));
 }
 }  // namespace
+
+namespace {
+std::atomic<bool>& prompt_q8_flag() {
+  static std::atomic<bool> on{[] {
+    const char* e = std::getenv("WKV_PROMPT_Q8");
+    return e != nullptr && std::string_view(e) == "1";
+  }()};
+  return on;
+}
+}  // namespace
+
+void set_prompt_q8(bool on) { prompt_q8_flag().store(on, std::memory_order_relaxed); }
+bool prompt_q8() { return prompt_q8_flag().load(std::memory_order_relaxed); }
 
 void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T) {
   const Table& tab = table();

@@ -185,85 +185,99 @@ std::vector<const Table*> simd_tables() {
   return out;
 }
 
+// Both prompt modes (fp32; tokens quantized to q8 where the level does it, set_prompt_q8).
+struct PromptQ8Modes {
+  ~PromptQ8Modes() { set_prompt_q8(false); }
+  static constexpr bool kModes[] = {false, true};
+};
+
 TEST(MatmulAllTypes, SimdMatchesReferenceOnAwkwardShapes) {
   const auto tables = simd_tables();
   if (tables.empty()) GTEST_SKIP() << "CPU has no AVX2+FMA+F16C";
-  for (const Table* simd : tables) {
-    for (DType t : kAll) {
-      for (size_t rows : {1u, 3u, 7u, 16u, 37u}) {
-        for (size_t cols : cols_for(t)) {
-          for (size_t T : {1u, 2u, 3u, 4u, 5u, 8u, 16u, 17u, 33u, 64u, 80u}) {
-            if (rows * cols * T > 400000) continue;
-            const auto w = randn(rows * cols, static_cast<uint32_t>(rows * 131 + cols));
-            const auto x = randn(T * cols, static_cast<uint32_t>(T));
-            const auto W = encode(t, w, rows, cols);
-            std::vector<float> want(T * rows), got(T * rows, 1e30f);
-            ref_table().rows_for(t)(W.data(), x.data(), want.data(), rows, cols, T, 0, rows);
-            simd->rows_for(t)(W.data(), x.data(), got.data(), rows, cols, T, 0, rows);
-            // fp32 sums in another order: error ~ sqrt(cols) * eps * |w||x|; |w||x| ~ 1 here.
-            const float fp_tol = 2e-6f * static_cast<float>(cols) + 1e-5f;
-            if (simd->rows_packed && T >= simd->packed_min_t) {
-              // The two-step form matmul() takes from packed_min_t tokens: the same bits.
-              std::vector<float> packed(T * rows, 1e30f);
-              simd->rows_packed(t, W.data(), simd->pack_x(t, x.data(), T, cols), packed.data(),
-                                rows, cols, T, 0, rows);
-              EXPECT_EQ(std::memcmp(packed.data(), got.data(), got.size() * 4), 0)
+  PromptQ8Modes restore;
+  for (bool q8 : PromptQ8Modes::kModes)
+    for (const Table* simd : tables) {
+      set_prompt_q8(q8);
+      for (DType t : kAll) {
+        for (size_t rows : {1u, 3u, 7u, 16u, 37u}) {
+          for (size_t cols : cols_for(t)) {
+            for (size_t T : {1u, 2u, 3u, 4u, 5u, 8u, 16u, 17u, 33u, 64u, 80u}) {
+              if (rows * cols * T > 400000) continue;
+              const auto w = randn(rows * cols, static_cast<uint32_t>(rows * 131 + cols));
+              const auto x = randn(T * cols, static_cast<uint32_t>(T));
+              const auto W = encode(t, w, rows, cols);
+              std::vector<float> want(T * rows), got(T * rows, 1e30f);
+              ref_table().rows_for(t)(W.data(), x.data(), want.data(), rows, cols, T, 0, rows);
+              simd->rows_for(t)(W.data(), x.data(), got.data(), rows, cols, T, 0, rows);
+              // fp32 sums in another order: error ~ sqrt(cols) * eps * |w||x|; |w||x| ~ 1 here.
+              const float fp_tol = 2e-6f * static_cast<float>(cols) + 1e-5f;
+              if (simd->rows_packed && T >= simd->packed_min_t) {
+                // The two-step form matmul() takes from packed_min_t tokens: the same bits.
+                std::vector<float> packed(T * rows, 1e30f);
+                simd->rows_packed(t, W.data(), simd->pack_x(t, x.data(), T, cols), packed.data(),
+                                  rows, cols, T, 0, rows);
+                EXPECT_EQ(std::memcmp(packed.data(), got.data(), got.size() * 4), 0)
+                    << simd->name << " " << dtype_name(t) << " " << rows << "x" << cols
+                    << " T=" << T;
+              }
+              if (dtype_is_quantized(t) &&
+                  (T == 1 || (simd->quantizes_x && simd->quantizes_x(t, T)))) {
+                // Generation (and, where quantizes_x says so, prompts) quantizes x to q8 per
+                // block: each product may be off by |w| * amax(x block) / 254.
+                for (size_t tt = 0; tt < T; ++tt) {
+                  const std::vector<float> xt(x.begin() + tt * cols, x.begin() + (tt + 1) * cols);
+                  const auto bound = q8_bound(t, W, xt, rows, cols);
+                  for (size_t o = 0; o < rows; ++o)
+                    EXPECT_LE(std::fabs(got[tt * rows + o] - want[tt * rows + o]),
+                              bound[o] + fp_tol)
+                        << simd->name << " " << dtype_name(t) << " " << rows << "x" << cols
+                        << " T=" << T << " t=" << tt << " o=" << o;
+                }
+                continue;
+              }
+              if (simd->packed_split_bf16 && T >= simd->packed_min_t) {
+                const auto bound = split_bf16_bound(t, W, x, rows, cols, T);
+                for (size_t i = 0; i < got.size(); ++i)
+                  EXPECT_LE(std::fabs(got[i] - want[i]), bound[i] + fp_tol)
+                      << simd->name << " " << dtype_name(t) << " " << rows << "x" << cols
+                      << " T=" << T << " at " << i;
+                continue;
+              }
+              EXPECT_LE(test::max_abs_diff(got, want), fp_tol)
                   << simd->name << " " << dtype_name(t) << " " << rows << "x" << cols << " T=" << T;
             }
-            if (dtype_is_quantized(t) &&
-                (T == 1 || (simd->quantizes_x && simd->quantizes_x(t, T)))) {
-              // Generation (and, where quantizes_x says so, prompts) quantizes x to q8 per
-              // block: each product may be off by |w| * amax(x block) / 254.
-              for (size_t tt = 0; tt < T; ++tt) {
-                const std::vector<float> xt(x.begin() + tt * cols, x.begin() + (tt + 1) * cols);
-                const auto bound = q8_bound(t, W, xt, rows, cols);
-                for (size_t o = 0; o < rows; ++o)
-                  EXPECT_LE(std::fabs(got[tt * rows + o] - want[tt * rows + o]), bound[o] + fp_tol)
-                      << simd->name << " " << dtype_name(t) << " " << rows << "x" << cols
-                      << " T=" << T << " t=" << tt << " o=" << o;
-              }
-              continue;
-            }
-            if (simd->packed_split_bf16 && T >= simd->packed_min_t) {
-              const auto bound = split_bf16_bound(t, W, x, rows, cols, T);
-              for (size_t i = 0; i < got.size(); ++i)
-                EXPECT_LE(std::fabs(got[i] - want[i]), bound[i] + fp_tol)
-                    << simd->name << " " << dtype_name(t) << " " << rows << "x" << cols
-                    << " T=" << T << " at " << i;
-              continue;
-            }
-            EXPECT_LE(test::max_abs_diff(got, want), fp_tol)
-                << simd->name << " " << dtype_name(t) << " " << rows << "x" << cols << " T=" << T;
           }
         }
       }
     }
-  }
 }
 
 TEST(MatmulAllTypes, ThreadCountDoesNotChangeABit) {
   const size_t before = threads();
-  for (DType t : kAll) {
-    // 256 columns: 8 blocks of 32 (an even count) or one k-quant super-block; 288: 9 blocks,
-    // so the two-blocks-per-vector one-token kernels also take their odd-block path.
-    for (size_t cols : {256u, 288u})
-      for (size_t T : {1u, 3u, 17u, 40u}) {  // 40: AMX's odd last block of 16 tokens
-        if (cols % dtype_info(t).block != 0) continue;
-        const size_t rows = 203;
-        const auto W = encode(t, randn(rows * cols, 5), rows, cols);
-        const auto x = randn(T * cols, 6);
-        std::vector<float> y1(T * rows), yn(T * rows);
-        set_threads(1);
-        matmul(t, W.data(), x.data(), y1.data(), rows, cols, T);
-        for (size_t n : {2u, 3u, 5u}) {
-          set_threads(n);
-          std::fill(yn.begin(), yn.end(), 0.0f);
-          matmul(t, W.data(), x.data(), yn.data(), rows, cols, T);
-          EXPECT_EQ(std::memcmp(y1.data(), yn.data(), y1.size() * 4), 0)
-              << dtype_name(t) << " " << cols << " cols, T=" << T << " threads " << n;
+  PromptQ8Modes restore;
+  for (bool q8 : PromptQ8Modes::kModes)
+    for (DType t : kAll) {
+      set_prompt_q8(q8);
+      // 256 columns: 8 blocks of 32 (an even count) or one k-quant super-block; 288: 9 blocks,
+      // so the two-blocks-per-vector one-token kernels also take their odd-block path.
+      for (size_t cols : {256u, 288u})
+        for (size_t T : {1u, 3u, 17u, 40u}) {  // 40: AMX's odd last block of 16 tokens
+          if (cols % dtype_info(t).block != 0) continue;
+          const size_t rows = 203;
+          const auto W = encode(t, randn(rows * cols, 5), rows, cols);
+          const auto x = randn(T * cols, 6);
+          std::vector<float> y1(T * rows), yn(T * rows);
+          set_threads(1);
+          matmul(t, W.data(), x.data(), y1.data(), rows, cols, T);
+          for (size_t n : {2u, 3u, 5u}) {
+            set_threads(n);
+            std::fill(yn.begin(), yn.end(), 0.0f);
+            matmul(t, W.data(), x.data(), yn.data(), rows, cols, T);
+            EXPECT_EQ(std::memcmp(y1.data(), yn.data(), y1.size() * 4), 0)
+                << dtype_name(t) << " " << cols << " cols, T=" << T << " threads " << n;
+          }
         }
-      }
-  }
+    }
   set_threads(before);
 }
 

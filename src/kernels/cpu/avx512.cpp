@@ -34,6 +34,7 @@
 
 #include "core/quant.hpp"
 #include "kernels/cpu/avx2.hpp"
+#include "kernels/kernels.hpp"
 
 #define WKV_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
 #define WKV_AVX512_VNNI \
@@ -804,11 +805,13 @@ namespace dots_vnni {
 #undef WKV_DOT
 }  // namespace dots_vnni
 
-// ---- prompts on VNNI: q8_0 / q4_0 weights against the tokens quantized to q8 ----
-// From kOuterTokens tokens, the tokens are quantized per 32 columns as for generation (q8_block)
-// and each 32-column block of a product is an exact integer sum (vpdpbusd: the token's levels
-// + 128 as the unsigned operand, the weight's signed levels broadcast; 128 x the weight block's
-// level sum taken back out), scaled by d_w d_x into an fp32 lane: tokens in the lanes, 4 rows x
+// ---- prompts on VNNI: 32-level block weights against the tokens quantized to q8 ----
+// For q8_0, q4_0, q4_1, q5_0, q5_1, q4_k and q5_k (every weight dw level + mw per block of 32,
+// the level a byte), from kOuterTokens tokens: the tokens are quantized per 32 columns as for
+// generation (q8_block) and each block of a product is an exact integer sum (vpdpbusd: the
+// token's levels + 128 as the unsigned operand, the weight's signed levels broadcast; 128 x
+// the weight block's level sum taken back out), scaled by dw d_x into an fp32 lane, plus mw
+// d_x (the token block's level sum) where the type has offsets: tokens in the lanes, 4 rows x
 // 32 tokens per tile, blocks summed in column order (no split changes a bit). On this
 // project's Xeon the integer tile runs at 2.1-3.5x the fp32 outer-product tile in registers.
 constexpr int kI8Rows = 4;
@@ -819,18 +822,31 @@ constexpr size_t kI8Tokens = 32;
 struct I8Tokens {
   const uint8_t* q;
   const float* d;
+  const float* ds;  // d x the levels' sum, per block (for the weights' offsets)
   size_t nb;
 };
 
+// The sum of 32 signed levels at p (p[i] ^ 0x80 = p[i] + 128 as unsigned bytes).
+WKV_AVX512 inline int32_t level_sum(const int8_t* p) {
+  const __m256i u = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+                                     _mm256_set1_epi8(static_cast<char>(0x80)));
+  const __m256i sad = _mm256_sad_epu8(u, _mm256_setzero_si256());
+  const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+  return static_cast<int32_t>(_mm_cvtsi128_si64(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h)))) -
+         32 * 128;
+}
+
 WKV_AVX512 I8Tokens pack_q8(const float* X, size_t T, size_t cols) {
   thread_local std::vector<uint8_t> qbuf;
-  thread_local std::vector<float> dbuf;
+  thread_local std::vector<float> dbuf, sbuf;
   const size_t nb = cols / 32, groups = (T + 15) / 16;
   uint8_t* q = grow_aligned(qbuf, groups * nb * 512);
   float* d = grow_aligned(dbuf, groups * nb * 16);
+  float* ds = grow_aligned(sbuf, groups * nb * 16);
   if (T % 16) {
     std::memset(q + (groups - 1) * nb * 512, 0, nb * 512);
     std::fill_n(d + (groups - 1) * nb * 16, nb * 16, 0.0f);
+    std::fill_n(ds + (groups - 1) * nb * 16, nb * 16, 0.0f);
   }
   const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
   for (size_t t = 0; t < T; ++t) {
@@ -844,16 +860,23 @@ WKV_AVX512 I8Tokens pack_q8(const float* X, size_t T, size_t cols) {
       uint8_t* o = q + (grp * nb + b) * 512 + lane * 4;
       for (size_t g = 0; g < 8; ++g) std::memcpy(o + g * 64, u + g, 4);
       d[(grp * nb + b) * 16 + lane] = db;
+      // the levels' sum from the biased bytes in u (level_sum takes signed levels: unflip)
+      alignas(32) int8_t lv[32];
+      _mm_store_si128(reinterpret_cast<__m128i*>(lv), lo);
+      _mm_store_si128(reinterpret_cast<__m128i*>(lv + 16), hi);
+      ds[(grp * nb + b) * 16 + lane] = db * static_cast<float>(level_sum(lv));
     }
   }
-  return {q, d, nb};
+  return {q, d, ds, nb};
 }
 
-// out[r][v * 16 + lane] for R rows (levels lv[r], block stride bs bytes; dw, ws: [R][nb] scale
-// and 128 x level sum) and V groups of 16 tokens from xq / xd (group v at v * nb blocks).
-template <int R, int V>
+// out[r][v * 16 + lane] for R rows (levels lv[r], block stride bs bytes; dw, ws, mw: [R][nb]
+// scale, 128 x level sum and offset, a weight being dw level + mw) and V groups of 16 tokens
+// from xq / xd / xs (group v at v * nb blocks).
+template <int R, int V, bool kMin>
 WKV_AVX512_VNNI void i8_tile(const int8_t* const* lv, size_t bs, const float* dw, const int32_t* ws,
-                             const uint8_t* xq, const float* xd, size_t nb, float* out) {
+                             const float* mw, const uint8_t* xq, const float* xd, const float* xs,
+                             size_t nb, float* out) {
   __m512 f[R][V];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
@@ -887,6 +910,9 @@ WKV_AVX512_VNNI void i8_tile(const int8_t* const* lv, size_t bs, const float* dw
         const __m512i c = _mm512_sub_epi32(s[r][v], _mm512_set1_epi32(ws[r * nb + b]));
         f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c),
                                   _mm512_mul_ps(d, _mm512_set1_ps(dw[r * nb + b])), f[r][v]);
+        if constexpr (kMin)
+          f[r][v] = _mm512_fmadd_ps(_mm512_set1_ps(mw[r * nb + b]),
+                                    _mm512_load_ps(xs + (v * nb + b) * 16), f[r][v]);
       }
     }
   }
@@ -897,10 +923,10 @@ WKV_AVX512_VNNI void i8_tile(const int8_t* const* lv, size_t bs, const float* dw
 }
 
 // Y[., o..o+R) for every token.
-template <int R>
+template <int R, bool kMin>
 WKV_AVX512_VNNI void i8_block(const int8_t* const* lv, size_t bs, const float* dw,
-                              const int32_t* ws, const I8Tokens& xt, float* Y, size_t rows,
-                              size_t T, size_t o) {
+                              const int32_t* ws, const float* mw, const I8Tokens& xt, float* Y,
+                              size_t rows, size_t T, size_t o) {
   alignas(64) float out[R * kI8Tokens];
   const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   const __m512i idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int>(rows)));
@@ -908,10 +934,11 @@ WKV_AVX512_VNNI void i8_block(const int8_t* const* lv, size_t bs, const float* d
     const size_t n = std::min(kI8Tokens, T - t0);
     const uint8_t* xq = xt.q + t0 / 16 * xt.nb * 512;
     const float* xd = xt.d + t0 / 16 * xt.nb * 16;
+    const float* xs = xt.ds + t0 / 16 * xt.nb * 16;
     if (n > 16)
-      i8_tile<R, 2>(lv, bs, dw, ws, xq, xd, xt.nb, out);
+      i8_tile<R, 2, kMin>(lv, bs, dw, ws, mw, xq, xd, xs, xt.nb, out);
     else
-      i8_tile<R, 1>(lv, bs, dw, ws, xq, xd, xt.nb, out);
+      i8_tile<R, 1, kMin>(lv, bs, dw, ws, mw, xq, xd, xs, xt.nb, out);
     for (size_t v = 0; v * 16 < n; ++v)
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r)
@@ -920,35 +947,121 @@ WKV_AVX512_VNNI void i8_block(const int8_t* const* lv, size_t bs, const float* d
   }
 }
 
-// 128 x the sum of 32 signed levels at p.
-WKV_AVX512 inline int32_t level_sum128(const int8_t* p) {
-  const __m256i u = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
-                                     _mm256_set1_epi8(static_cast<char>(0x80)));
-  const __m256i sad = _mm256_sad_epu8(u, _mm256_setzero_si256());
-  const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
-  const auto sum = _mm_cvtsi128_si64(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h)));
-  return static_cast<int32_t>((sum - 32 * 128) * 128);
+bool i8_weights(DType t) {
+  switch (t) {
+    case DType::q8_0:
+    case DType::q4_0:
+    case DType::q4_1:
+    case DType::q5_0:
+    case DType::q5_1:
+    case DType::q4_k:
+    case DType::q5_k:
+      return true;
+    default:
+      return false;
+  }
 }
 
-bool i8_weights(DType t) { return t == DType::q8_0 || t == DType::q4_0; }
+// 32 bytes: the low nibbles of p[0..16) then their high nibbles.
+WKV_AVX512 inline __m256i nibbles16(const unsigned char* p) {
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i m = _mm_set1_epi8(0x0F);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+}
+// 32 bytes: the low (shift 0) or high (shift 4) nibbles of p[0..32).
+WKV_AVX512 inline __m256i nibbles32(const unsigned char* p, int shift) {
+  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm256_and_si256(_mm256_srl_epi16(b, _mm_cvtsi32_si128(shift)), _mm256_set1_epi8(0x0F));
+}
+WKV_AVX512 inline float half(const unsigned char* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
 
-// Rows [r0, r1) of q8_0 or q4_0 weights against the packed tokens: q8_0's levels are read in
-// place, q4_0's unpacked to signed bytes once per block of rows.
+// One row of an i8_weights type other than q8_0 as signed levels lv[32 b + i], with per-block
+// scale dw[b] and offset mw[b] (weight = dw level + mw).
+WKV_AVX512 void unpack_row(DType t, const unsigned char* row, size_t nb, int8_t* lv, float* dw,
+                           float* mw) {
+  switch (t) {
+    case DType::q4_0:
+      for (size_t b = 0; b < nb; ++b, row += 18) {
+        dw[b] = half(row);
+        mw[b] = 0.0f;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(lv + 32 * b),
+                            _mm256_sub_epi8(nibbles16(row + 2), _mm256_set1_epi8(8)));
+      }
+      break;
+    case DType::q4_1:
+      for (size_t b = 0; b < nb; ++b, row += 20) {
+        dw[b] = half(row);
+        mw[b] = half(row + 2);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(lv + 32 * b), nibbles16(row + 4));
+      }
+      break;
+    case DType::q5_0:
+    case DType::q5_1: {
+      const bool q51 = t == DType::q5_1;
+      const size_t bb = q51 ? 24 : 22, hq = q51 ? 4 : 2;  // block bytes; where qh starts
+      for (size_t b = 0; b < nb; ++b, row += bb) {
+        uint32_t qh;
+        std::memcpy(&qh, row + hq, 4);
+        dw[b] = half(row);
+        mw[b] = q51 ? half(row + 2) : 0.0f;
+        const __m256i v = _mm256_or_si256(nibbles16(row + hq + 4),
+                                          _mm256_maskz_set1_epi8(qh, static_cast<char>(16)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(lv + 32 * b),
+                            q51 ? v : _mm256_sub_epi8(v, _mm256_set1_epi8(16)));
+      }
+      break;
+    }
+    default: {  // q4_k / q5_k: super-blocks of 8 blocks of 32
+      const bool q5 = t == DType::q5_k;
+      const size_t sb = q5 ? 176 : 144;
+      for (size_t b0 = 0; b0 < nb; b0 += 8, row += sb) {
+        const float d = half(row), dmin = half(row + 2);
+        const unsigned char* qs = row + (q5 ? 48 : 16);
+        const __m256i hb = q5 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 16))
+                              : _mm256_setzero_si256();
+        for (int j = 0; j < 8; ++j) {
+          uint8_t s6, m6;
+          quant::scale_min_k4(row + 4, j, &s6, &m6);
+          dw[b0 + j] = d * static_cast<float>(s6);
+          mw[b0 + j] = -(dmin * static_cast<float>(m6));
+          __m256i v = nibbles32(qs + 32 * (j / 2), 4 * (j % 2));
+          if (q5) {
+            const __mmask32 hi =
+                _mm256_test_epi8_mask(hb, _mm256_set1_epi8(static_cast<char>(1 << j)));
+            v = _mm256_or_si256(v, _mm256_maskz_set1_epi8(hi, static_cast<char>(16)));
+          }
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(lv + 32 * (b0 + j)), v);
+        }
+      }
+    }
+  }
+}
+
+// Rows [r0, r1) of the i8_weights types against the packed tokens: q8_0's levels are read in
+// place, the others' unpacked to bytes once per block of rows.
 WKV_AVX512_VNNI void rows_i8(DType t, const void* W, const I8Tokens& xt, float* Y, size_t rows,
                              size_t cols, size_t T, size_t r0, size_t r1) {
-  using Block = void (*)(const int8_t* const*, size_t, const float*, const int32_t*,
+  using Block = void (*)(const int8_t* const*, size_t, const float*, const int32_t*, const float*,
                          const I8Tokens&, float*, size_t, size_t, size_t);
-  static constexpr Block kBlocks[kI8Rows + 1] = {nullptr, i8_block<1>, i8_block<2>, i8_block<3>,
-                                                 i8_block<4>};
+  static constexpr Block kBlocks[kI8Rows + 1] = {nullptr, i8_block<1, false>, i8_block<2, false>,
+                                                 i8_block<3, false>, i8_block<4, false>};
+  static constexpr Block kMinBlocks[kI8Rows + 1] = {nullptr, i8_block<1, true>, i8_block<2, true>,
+                                                    i8_block<3, true>, i8_block<4, true>};
   thread_local std::vector<int8_t> unpacked;
-  thread_local std::vector<float> dws;
+  thread_local std::vector<float> dws, mws;
   thread_local std::vector<int32_t> wss;
   const size_t nb = cols / 32, rb = dtype_bytes(t, cols);
   const bool q8 = t == DType::q8_0;
-  const size_t bb = q8 ? 34 : 18;  // bytes per block: fp16 scale, then the levels
+  const bool has_min = t == DType::q4_1 || t == DType::q5_1 || t == DType::q4_k || t == DType::q5_k;
+  const size_t bs = q8 ? 34 : 32;  // bytes from one block's levels to the next's
   int8_t* u = grow_aligned(unpacked, kI8Rows * cols);
   if (dws.size() < kI8Rows * nb) {
     dws.resize(kI8Rows * nb);
+    mws.resize(kI8Rows * nb);
     wss.resize(kI8Rows * nb);
   }
   const auto* base = static_cast<const unsigned char*>(W);
@@ -957,25 +1070,17 @@ WKV_AVX512_VNNI void rows_i8(DType t, const void* W, const I8Tokens& xt, float* 
     const int8_t* lv[kI8Rows];
     for (size_t r = 0; r < n; ++r) {
       const unsigned char* row = base + (o + r) * rb;
-      int8_t* ur = u + r * cols;
-      lv[r] = q8 ? reinterpret_cast<const int8_t*>(row + 2) : ur;
-      for (size_t b = 0; b < nb; ++b) {
-        const unsigned char* blk = row + b * bb;
-        uint16_t h;
-        std::memcpy(&h, blk, 2);
-        dws[r * nb + b] = _cvtsh_ss(h);
-        if (!q8) {  // q4_0: levels j and j + 16 are byte j's low and high nibbles, minus 8
-          const __m128i p = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-          const __m128i m = _mm_set1_epi8(0x0F), e = _mm_set1_epi8(8);
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(ur + b * 32),
-                           _mm_sub_epi8(_mm_and_si128(p, m), e));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(ur + b * 32 + 16),
-                           _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(p, 4), m), e));
-        }
-        wss[r * nb + b] = level_sum128(lv[r] + b * (q8 ? bb : 32));
+      if (q8) {  // 34-byte blocks: fp16 scale, then the 32 levels
+        lv[r] = reinterpret_cast<const int8_t*>(row + 2);
+        for (size_t b = 0; b < nb; ++b) dws[r * nb + b] = half(row + b * 34);
+      } else {
+        lv[r] = u + r * cols;
+        unpack_row(t, row, nb, u + r * cols, dws.data() + r * nb, mws.data() + r * nb);
       }
+      for (size_t b = 0; b < nb; ++b) wss[r * nb + b] = 128 * level_sum(lv[r] + b * bs);
     }
-    kBlocks[n](lv, q8 ? bb : 32, dws.data(), wss.data(), xt, Y, rows, T, o);
+    (has_min ? kMinBlocks : kBlocks)[n](lv, bs, dws.data(), wss.data(), mws.data(), xt, Y, rows, T,
+                                        o);
   }
 }
 
@@ -1117,21 +1222,33 @@ WKV_AVX512 void wkv7_step(float* S, const float* r, const float* w, const float*
 
 // AVX-512 with VNNI: the rows whose one-token dots differ (the rest of the level is avx512's).
 namespace wkv::kernels::avx512vnni {
+bool quantizes_x(DType t, size_t T) {
+  return T >= avx512::kOuterTokens && avx512::i8_weights(t) && prompt_q8();
+}
+
 #define WKV_VNNI_ROWS(q)                                                                          \
   void rows_##q(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,      \
                 size_t r0, size_t r1) {                                                           \
     if (T == 1) return avx512::dots_vnni::one_token_##q(W, X, Y, cols, r0, r1);                   \
-    if (T >= avx512::kOuterTokens && avx512::i8_weights(DType::q))                                \
+    if (quantizes_x(DType::q, T))                                                                 \
       return avx512::rows_i8(DType::q, W, avx512::pack_q8(X, T, cols), Y, rows, cols, T, r0, r1); \
     avx512::rows_##q(W, X, Y, rows, cols, T, r0, r1);                                             \
   }
 WKV_VNNI_DOTS(WKV_VNNI_ROWS)
 #undef WKV_VNNI_ROWS
-
-bool quantizes_x(DType t, size_t T) { return T >= avx512::kOuterTokens && avx512::i8_weights(t); }
+#define WKV_VNNI_KROWS(q)                                                                         \
+  void rows_##q(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,      \
+                size_t r0, size_t r1) {                                                           \
+    if (quantizes_x(DType::q, T))                                                                 \
+      return avx512::rows_i8(DType::q, W, avx512::pack_q8(X, T, cols), Y, rows, cols, T, r0, r1); \
+    avx512::rows_##q(W, X, Y, rows, cols, T, r0, r1);                                             \
+  }
+WKV_VNNI_KROWS(q4_k)
+WKV_VNNI_KROWS(q5_k)
+#undef WKV_VNNI_KROWS
 
 const void* pack_x(DType t, const float* X, size_t T, size_t cols) {
-  if (!avx512::i8_weights(t)) return avx512::pack_x(X, T, cols);
+  if (!quantizes_x(t, T)) return avx512::pack_x(X, T, cols);
   thread_local avx512::I8Tokens packed;
   packed = avx512::pack_q8(X, T, cols);
   return &packed;
@@ -1139,7 +1256,7 @@ const void* pack_x(DType t, const float* X, size_t T, size_t cols) {
 
 void rows_packed(DType t, const void* W, const void* xp, float* Y, size_t rows, size_t cols,
                  size_t T, size_t r0, size_t r1) {
-  if (!avx512::i8_weights(t)) return avx512::rows_packed(t, W, xp, Y, rows, cols, T, r0, r1);
+  if (!quantizes_x(t, T)) return avx512::rows_packed(t, W, xp, Y, rows, cols, T, r0, r1);
   avx512::rows_i8(t, W, *static_cast<const avx512::I8Tokens*>(xp), Y, rows, cols, T, r0, r1);
 }
 }  // namespace wkv::kernels::avx512vnni

@@ -52,9 +52,12 @@ WKV_SIMD_ROWS(rows_q4_0)
 WKV_SIMD_ROWS(rows_q4_1)
 WKV_SIMD_ROWS(rows_q5_0)
 WKV_SIMD_ROWS(rows_q5_1)
-// From avx512::kOuterTokens tokens, q8_0 and q4_0 products quantize the tokens to q8 per 32
-// columns (as generation does) and sum each block in integers (vpdpbusd); quantizes_x says
-// which products do. pack_x / rows_packed: the two-step form (as avx512's, by dtype).
+WKV_SIMD_ROWS(rows_q4_k)
+WKV_SIMD_ROWS(rows_q5_k)
+// From avx512::kOuterTokens tokens, products of q8_0, q4_0, q4_1, q5_0, q5_1, q4_k and q5_k
+// weights quantize the tokens to q8 per 32 columns (as generation does) and sum each block in
+// integers (vpdpbusd); quantizes_x says which products do. pack_x / rows_packed: the two-step form
+// (as avx512's, by dtype).
 bool quantizes_x(DType t, size_t T);
 const void* pack_x(DType t, const float* X, size_t T, size_t cols);
 void rows_packed(DType t, const void* W, const void* xp, float* Y, size_t rows, size_t cols,
