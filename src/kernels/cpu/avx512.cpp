@@ -14,7 +14,8 @@
 // f32, bf16, f16 and q8_0 have four-stream dots with software prefetch (bound by DRAM: they
 // keep more bytes in flight than the AVX2 ones, see one_token_plain); q2_k and q3_k go to the
 // AVX2 one-token kernels. The avx512vnni level (end of file) is this one with the q8_0 and
-// 32-value block dots built with vpdpbusd (avx512_dots.inc). GCC 12's
+// 32-value block dots built with vpdpbusd (avx512_dots.inc), and, when set_prompt_q8 asks
+// for it, integer prompts for the 32-level block types (rows_i8). GCC 12's
 // AVX-512 headers initialise their "undefined" vectors from themselves (__Y = __Y), which
 // -Wmaybe-uninitialized (or -Wuninitialized, for _mm512_reduce_add_ps) reports inside every inlined
 // intrinsic.
