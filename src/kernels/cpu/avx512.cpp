@@ -1,14 +1,14 @@
 // AVX-512F kernels, compiled for that target only (function attributes, never -march) and
 // chosen at run time.
 //
-// T > 1 (prompts), fp32 arithmetic: from 16 tokens (and 32 rows), outer-product tiles of 6
+// T > 1 (prompts), fp32 arithmetic: from 16 tokens, outer-product tiles of 6
 // rows x 64 tokens with the tokens in the lanes (see outer_tile); below that, tiles of 6 rows
 // x 4 tokens with the columns in the lanes (see tile). Either way a thread split never changes
 // a bit. fp32 weights are read in place; every other dtype is converted to fp32 (16-bit
 // widened, quantized dequantized by the AVX2 code) once per block of rows and product (per
 // block of tokens when the product's tokens do not fit in kL2Budget), into a per-thread
 // buffer. On this project's AVX-512 Xeon (2 FMA units) the outer-product tiles run the 768 x
-// 768 x 128 tokens product at 1.2-1.3x OpenBLAS's sgemm, the 4 x 6 tiles at 0.75-0.8x (both
+// 768 x 128 tokens product at 1.2-1.3x OpenBLAS's sgemm, the 6 x 4 tiles at 0.75-0.8x (both
 // measured alternately in one process). T = 1 (generation): q4_0, q4_1, q5_0, q5_1 and the k-quants
 // q4_k, q5_k, q6_k have 512-bit one-token dots (they were bound by instructions at 256 bits);
 // f32, bf16, f16 and q8_0 have four-stream dots with software prefetch (bound by DRAM: they
@@ -57,6 +57,24 @@ E* grow_aligned(std::vector<E>& buf, size_t n) {
   if (buf.size() < n + kPad) buf.resize(n + kPad);
   const auto at = reinterpret_cast<uintptr_t>(buf.data());
   return buf.data() + (64 - at % 64) % 64 / sizeof(E);
+}
+
+// Lane i: i * s (the element offsets of a gather or scatter with stride s).
+WKV_AVX512 inline __m512i lane_stride(size_t s) {
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  return _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int>(s)));
+}
+
+// Y[t0 + t][o + r] = sums[r * stride + t] for r < R, t < n (tokens in the lanes of sums, rows
+// in the columns of Y; idx = lane_stride(rows)).
+template <int R>
+WKV_AVX512 inline void scatter_rows(const float* sums, size_t stride, float* Y, size_t rows,
+                                    size_t o, size_t t0, size_t n, __m512i idx) {
+  for (size_t v = 0; v * 16 < n; ++v)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+      _mm512_mask_i32scatter_ps(Y + (t0 + 16 * v) * rows + o + r, tail_mask(n - 16 * v), idx,
+                                _mm512_load_ps(sums + r * stride + 16 * v), 4);
 }
 
 struct BF16 {
@@ -166,8 +184,7 @@ WKV_AVX512 const float* pack_groups(const float* X, size_t T, size_t cols) {
   thread_local std::vector<float> buf;
   const size_t groups = (T + kGroup - 1) / kGroup;
   float* xt = grow_aligned(buf, groups * cols * kGroup);
-  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  const __m512i idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int>(cols)));
+  const __m512i idx = lane_stride(cols);
   for (size_t g = 0; g < groups; ++g)
     for (size_t v = 0; v < kGroup / 16; ++v) {
       const size_t t0 = g * kGroup + 16 * v;
@@ -223,8 +240,7 @@ template <int R>
 WKV_AVX512 void outer_block(const float* w, size_t rs, const float* xt, float* Y, size_t rows,
                             size_t cols, size_t tb, size_t te, size_t o) {
   alignas(64) float sums[R * kGroup];
-  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  const __m512i idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int>(rows)));
+  const __m512i idx = lane_stride(rows);
   for (size_t t0 = tb; t0 < te; t0 += kGroup) {
     const size_t n = std::min(kGroup, te - t0);
     const float* g = xt + t0 * cols;  // group t0 / kGroup starts at (t0 / kGroup) * cols * kGroup
@@ -242,11 +258,7 @@ WKV_AVX512 void outer_block(const float* w, size_t rs, const float* xt, float* Y
         outer_tile<R, 4>(w, rs, g, cols, sums);
         break;
     }
-    for (size_t v = 0; v * 16 < n; ++v)
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r)
-        _mm512_mask_i32scatter_ps(Y + (t0 + 16 * v) * rows + o + r, tail_mask(n - 16 * v), idx,
-                                  _mm512_load_ps(sums + r * kGroup + 16 * v), 4);
+    scatter_rows<R>(sums, kGroup, Y, rows, o, t0, n, idx);
   }
 }
 
@@ -816,14 +828,17 @@ struct I8Tokens {
   size_t nb;
 };
 
-// The sum of 32 signed levels at p (p[i] ^ 0x80 = p[i] + 128 as unsigned bytes).
-WKV_AVX512 inline int32_t level_sum(const int8_t* p) {
-  const __m256i u = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
-                                     _mm256_set1_epi8(static_cast<char>(0x80)));
+// The sum of 32 signed levels given as unsigned bytes u = level + 128 (level ^ 0x80).
+WKV_AVX512 inline int32_t biased_level_sum(__m256i u) {
   const __m256i sad = _mm256_sad_epu8(u, _mm256_setzero_si256());
   const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
   return static_cast<int32_t>(_mm_cvtsi128_si64(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h)))) -
          32 * 128;
+}
+// The sum of 32 signed levels at p.
+WKV_AVX512 inline int32_t level_sum(const int8_t* p) {
+  return biased_level_sum(_mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+                                           _mm256_set1_epi8(static_cast<char>(0x80))));
 }
 
 WKV_AVX512 I8Tokens pack_q8(const float* X, size_t T, size_t cols) {
@@ -838,23 +853,19 @@ WKV_AVX512 I8Tokens pack_q8(const float* X, size_t T, size_t cols) {
     std::fill_n(d + (groups - 1) * nb * 16, nb * 16, 0.0f);
     std::fill_n(ds + (groups - 1) * nb * 16, nb * 16, 0.0f);
   }
-  const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   for (size_t t = 0; t < T; ++t) {
     const size_t lane = t % 16, grp = t / 16;
     for (size_t b = 0; b < nb; ++b) {
       __m128i lo, hi;
       const float db = q8_block(X + t * cols + b * 32, lo, hi);
-      alignas(16) uint32_t u[8];
-      _mm_store_si128(reinterpret_cast<__m128i*>(u), _mm_xor_si128(lo, flip));
-      _mm_store_si128(reinterpret_cast<__m128i*>(u + 4), _mm_xor_si128(hi, flip));
+      const __m256i biased = _mm256_xor_si256(_mm256_set_m128i(hi, lo), flip);
+      alignas(32) uint32_t u[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(u), biased);
       uint8_t* o = q + (grp * nb + b) * 512 + lane * 4;
       for (size_t g = 0; g < 8; ++g) std::memcpy(o + g * 64, u + g, 4);
       d[(grp * nb + b) * 16 + lane] = db;
-      // the levels' sum from the biased bytes in u (level_sum takes signed levels: unflip)
-      alignas(32) int8_t lv[32];
-      _mm_store_si128(reinterpret_cast<__m128i*>(lv), lo);
-      _mm_store_si128(reinterpret_cast<__m128i*>(lv + 16), hi);
-      ds[(grp * nb + b) * 16 + lane] = db * static_cast<float>(level_sum(lv));
+      ds[(grp * nb + b) * 16 + lane] = db * static_cast<float>(biased_level_sum(biased));
     }
   }
   return {q, d, ds, nb};
@@ -918,8 +929,7 @@ WKV_AVX512_VNNI void i8_block(const int8_t* const* lv, size_t bs, const float* d
                               const int32_t* ws, const float* mw, const I8Tokens& xt, float* Y,
                               size_t rows, size_t T, size_t o) {
   alignas(64) float out[R * kI8Tokens];
-  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  const __m512i idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int>(rows)));
+  const __m512i idx = lane_stride(rows);
   for (size_t t0 = 0; t0 < T; t0 += kI8Tokens) {
     const size_t n = std::min(kI8Tokens, T - t0);
     const uint8_t* xq = xt.q + t0 / 16 * xt.nb * 512;
@@ -929,11 +939,7 @@ WKV_AVX512_VNNI void i8_block(const int8_t* const* lv, size_t bs, const float* d
       i8_tile<R, 2, kMin>(lv, bs, dw, ws, mw, xq, xd, xs, xt.nb, out);
     else
       i8_tile<R, 1, kMin>(lv, bs, dw, ws, mw, xq, xd, xs, xt.nb, out);
-    for (size_t v = 0; v * 16 < n; ++v)
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r)
-        _mm512_mask_i32scatter_ps(Y + (t0 + 16 * v) * rows + o + r, tail_mask(n - 16 * v), idx,
-                                  _mm512_load_ps(out + r * kI8Tokens + 16 * v), 4);
+    scatter_rows<R>(out, kI8Tokens, Y, rows, o, t0, n, idx);
   }
 }
 
@@ -1092,6 +1098,22 @@ WKV_AVX512 void one_token_plain(const void* W, const float* X, float* Y, size_t 
 
 }  // namespace
 
+// Prompts (T > 1) for weights of any dtype; xt: X already packed (rows_packed), or nullptr.
+WKV_AVX512 void rows_prompt(DType t, const void* W, const float* X, float* Y, size_t rows,
+                            size_t cols, size_t T, size_t r0, size_t r1,
+                            const float* xt = nullptr) {
+  switch (t) {
+    case DType::f32:
+      return rows_f32_tiles(W, X, Y, rows, cols, T, r0, r1, xt);
+    case DType::bf16:
+      return rows_converted(Widen<BF16>{}, W, cols * 2, X, Y, rows, cols, T, r0, r1, xt);
+    case DType::f16:
+      return rows_converted(Widen<F16>{}, W, cols * 2, X, Y, rows, cols, T, r0, r1, xt);
+    default:
+      return rows_converted(Dequant{t}, W, dtype_bytes(t, cols), X, Y, rows, cols, T, r0, r1, xt);
+  }
+}
+
 #define WKV_ROWS(fn, impl)                                                                        \
   void fn(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t r0, \
           size_t r1) {                                                                            \
@@ -1104,24 +1126,20 @@ WKV_AVX512 void one_token_plain(const void* W, const float* X, float* Y, size_t 
     if (T == 1) return one_token_plain<L>(W, X, Y, cols, r0, r1);                                 \
     impl;                                                                                         \
   }
-WKV_PLAIN_ROWS(rows_f32, F32Rows, rows_f32_tiles(W, X, Y, rows, cols, T, r0, r1))
-WKV_PLAIN_ROWS(rows_bf16, BF16Rows,
-               rows_converted(Widen<BF16>{}, W, cols * 2, X, Y, rows, cols, T, r0, r1))
-WKV_PLAIN_ROWS(rows_f16, F16Rows,
-               rows_converted(Widen<F16>{}, W, cols * 2, X, Y, rows, cols, T, r0, r1))
+WKV_PLAIN_ROWS(rows_f32, F32Rows, rows_prompt(DType::f32, W, X, Y, rows, cols, T, r0, r1))
+WKV_PLAIN_ROWS(rows_bf16, BF16Rows, rows_prompt(DType::bf16, W, X, Y, rows, cols, T, r0, r1))
+WKV_PLAIN_ROWS(rows_f16, F16Rows, rows_prompt(DType::f16, W, X, Y, rows, cols, T, r0, r1))
 #undef WKV_PLAIN_ROWS
-#define WKV_QROWS(q)                                                                               \
-  WKV_ROWS(rows_##q, rows_converted(Dequant{DType::q}, W, dtype_bytes(DType::q, cols), X, Y, rows, \
-                                    cols, T, r0, r1))
+#define WKV_QROWS(q) WKV_ROWS(rows_##q, rows_prompt(DType::q, W, X, Y, rows, cols, T, r0, r1))
 WKV_QROWS(q2_k)
 WKV_QROWS(q3_k)
 // q8_0, the 4/5-bit blocks and the k-quants have their own one-token dots.
 #define WKV_KROWS(q, one)                                                                    \
   void rows_##q(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, \
                 size_t r0, size_t r1) {                                                      \
-    const size_t rb = dtype_bytes(DType::q, cols);                                           \
+    [[maybe_unused]] const size_t rb = dtype_bytes(DType::q, cols);                          \
     if (T == 1) return one;                                                                  \
-    rows_converted(Dequant{DType::q}, W, rb, X, Y, rows, cols, T, r0, r1);                   \
+    rows_prompt(DType::q, W, X, Y, rows, cols, T, r0, r1);                                   \
   }
 #define WKV_VNNI_DOTS(X) X(q8_0) X(q4_0) X(q4_1) X(q5_0) X(q5_1)
 #define WKV_DOTS_ROWS(q) WKV_KROWS(q, dots::one_token_##q(W, X, Y, cols, r0, r1))
@@ -1138,18 +1156,7 @@ const void* pack_x(const float* X, size_t T, size_t cols) { return pack_groups(X
 
 void rows_packed(DType t, const void* W, const void* xp, float* Y, size_t rows, size_t cols,
                  size_t T, size_t r0, size_t r1) {
-  const auto* xt = static_cast<const float*>(xp);
-  switch (t) {
-    case DType::f32:
-      return rows_f32_tiles(W, nullptr, Y, rows, cols, T, r0, r1, xt);
-    case DType::bf16:
-      return rows_converted(Widen<BF16>{}, W, cols * 2, nullptr, Y, rows, cols, T, r0, r1, xt);
-    case DType::f16:
-      return rows_converted(Widen<F16>{}, W, cols * 2, nullptr, Y, rows, cols, T, r0, r1, xt);
-    default:
-      return rows_converted(Dequant{t}, W, dtype_bytes(t, cols), nullptr, Y, rows, cols, T, r0, r1,
-                            xt);
-  }
+  rows_prompt(t, W, nullptr, Y, rows, cols, T, r0, r1, static_cast<const float*>(xp));
 }
 
 // ---- the RWKV-7 recurrence ----
@@ -1216,26 +1223,23 @@ bool quantizes_x(DType t, size_t T) {
   return T >= avx512::kOuterTokens && avx512::i8_weights(t) && prompt_q8();
 }
 
-#define WKV_VNNI_ROWS(q)                                                                          \
+// T = 1: `one` (the VNNI one-token dot, or avx512's row kernel where there is none); integer
+// prompts where quantizes_x; else avx512's prompt path.
+#define WKV_VNNI_ROWS(q, one)                                                                     \
   void rows_##q(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,      \
                 size_t r0, size_t r1) {                                                           \
-    if (T == 1) return avx512::dots_vnni::one_token_##q(W, X, Y, cols, r0, r1);                   \
+    if (T == 1) return one;                                                                       \
     if (quantizes_x(DType::q, T))                                                                 \
       return avx512::rows_i8(DType::q, W, avx512::pack_q8(X, T, cols), Y, rows, cols, T, r0, r1); \
     avx512::rows_##q(W, X, Y, rows, cols, T, r0, r1);                                             \
   }
-WKV_VNNI_DOTS(WKV_VNNI_ROWS)
+#define WKV_VNNI_DOT_ROWS(q) \
+  WKV_VNNI_ROWS(q, avx512::dots_vnni::one_token_##q(W, X, Y, cols, r0, r1))
+WKV_VNNI_DOTS(WKV_VNNI_DOT_ROWS)
+#undef WKV_VNNI_DOT_ROWS
+WKV_VNNI_ROWS(q4_k, avx512::rows_q4_k(W, X, Y, rows, cols, T, r0, r1))
+WKV_VNNI_ROWS(q5_k, avx512::rows_q5_k(W, X, Y, rows, cols, T, r0, r1))
 #undef WKV_VNNI_ROWS
-#define WKV_VNNI_KROWS(q)                                                                         \
-  void rows_##q(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,      \
-                size_t r0, size_t r1) {                                                           \
-    if (quantizes_x(DType::q, T))                                                                 \
-      return avx512::rows_i8(DType::q, W, avx512::pack_q8(X, T, cols), Y, rows, cols, T, r0, r1); \
-    avx512::rows_##q(W, X, Y, rows, cols, T, r0, r1);                                             \
-  }
-WKV_VNNI_KROWS(q4_k)
-WKV_VNNI_KROWS(q5_k)
-#undef WKV_VNNI_KROWS
 
 const void* pack_x(DType t, const float* X, size_t T, size_t cols) {
   if (!quantizes_x(t, T)) return avx512::pack_x(X, T, cols);
