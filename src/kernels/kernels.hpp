@@ -156,7 +156,7 @@ void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size
 // q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k), products over 16 or more tokens quantize the
 // tokens to q8 per 32 columns, as generation does, and sum each block in integers: 1.3-1.6x
 // faster prompts, but no longer fp32 compute, so the logits leave the golden tolerance of
-// the official reference (rwkv.cpp's Q5 files: 2.7e-3 against 2e-4). Starts from
+// the official reference (rwkv.cpp's Q5 files: 2.7e-3 to 0.65 against 2e-4). Starts from
 // $WKV_PROMPT_Q8 (1 = on). Call it before running a model, not while one runs.
 void set_prompt_q8(bool on);
 bool prompt_q8();

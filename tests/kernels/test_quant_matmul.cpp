@@ -138,24 +138,39 @@ TEST(MatmulAllTypes, RowSplitDoesNotChangeABit) {
   }
 }
 
-// Per output row: sum over blocks of amax(x block) / 254 * sum |w| in the block, where x is
-// quantized per 32 values for the 32-blocks and per 256 for the k-quants (as ggml's Q8_K).
-std::vector<float> q8_bound(DType t, const std::vector<unsigned char>& W,
-                            const std::vector<float>& x, size_t rows, size_t cols) {
-  std::vector<float> out(rows), w(cols);
-  const size_t xb = dtype_info(t).block;
+// x quantized to q8 per xb values as the integer kernels do (d = amax / 127 in fp32, each
+// value times 1 / d rounded to nearest even, saturated to [-128, 127]) and dequantized again.
+std::vector<float> q8_round_trip(const std::vector<float>& x, size_t xb) {
+  std::vector<float> out(x.size());
+  for (size_t c0 = 0; c0 < x.size(); c0 += xb) {
+    float amax = 0;
+    for (size_t i = c0; i < c0 + xb; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (size_t i = c0; i < c0 + xb; ++i) {
+      const float level = std::clamp(std::nearbyint(x[i] * id), -128.0f, 127.0f);
+      out[i] = d * level;  // exact: level has at most 8 bits
+    }
+  }
+  return out;
+}
+
+// Per output row: the product of the dequantized weights with x_q8 (q8_round_trip) in double,
+// and the sum of the terms' magnitudes (for the tolerance of an fp32 sum of those terms).
+struct Q8Reference {
+  std::vector<double> y, mag;
+};
+Q8Reference q8_reference(DType t, const std::vector<unsigned char>& W, const std::vector<float>& xq,
+                         size_t rows, size_t cols) {
+  Q8Reference out{std::vector<double>(rows), std::vector<double>(rows)};
+  std::vector<float> w(cols);
   for (size_t o = 0; o < rows; ++o) {
     quant::dequantize_row(t, W.data() + o * dtype_bytes(t, cols), w.data(), cols);
-    double b = 0;
-    for (size_t c0 = 0; c0 < cols; c0 += xb) {
-      float amax = 0, sw = 0;
-      for (size_t i = c0; i < c0 + xb; ++i) {
-        amax = std::max(amax, std::fabs(x[i]));
-        sw += std::fabs(w[i]);
-      }
-      b += amax / 254.0 * sw * 1.001;
+    for (size_t i = 0; i < cols; ++i) {
+      const double p = static_cast<double>(w[i]) * xq[i];
+      out.y[o] += p;
+      out.mag[o] += std::fabs(p);
     }
-    out[o] = static_cast<float>(b);
   }
   return out;
 }
@@ -222,14 +237,17 @@ TEST(MatmulAllTypes, SimdMatchesReferenceOnAwkwardShapes) {
               }
               if (dtype_is_quantized(t) &&
                   (T == 1 || (simd->quantizes_x && simd->quantizes_x(t, T)))) {
-                // Generation (and, where quantizes_x says so, prompts) quantizes x to q8 per
-                // block: each product may be off by |w| * amax(x block) / 254.
+                // Generation (and, where quantizes_x says so, prompts) quantizes x to q8, per 256
+                // values for a k-quant's one-token dots (as ggml's Q8_K) and per 32 otherwise;
+                // the rest is exact integer sums scaled in fp32, so the result must be the
+                // dequantized weights times x_q8 up to fp32 rounding (relative to the terms'
+                // magnitudes, as the weights' offsets make them larger than the result).
+                const size_t xb = T == 1 ? dtype_info(t).block : 32;
                 for (size_t tt = 0; tt < T; ++tt) {
                   const std::vector<float> xt(x.begin() + tt * cols, x.begin() + (tt + 1) * cols);
-                  const auto bound = q8_bound(t, W, xt, rows, cols);
+                  const auto ref = q8_reference(t, W, q8_round_trip(xt, xb), rows, cols);
                   for (size_t o = 0; o < rows; ++o)
-                    EXPECT_LE(std::fabs(got[tt * rows + o] - want[tt * rows + o]),
-                              bound[o] + fp_tol)
+                    EXPECT_NEAR(got[tt * rows + o], ref.y[o], 2e-6 * ref.mag[o] + 1e-5)
                         << simd->name << " " << dtype_name(t) << " " << rows << "x" << cols
                         << " T=" << T << " t=" << tt << " o=" << o;
                 }

@@ -377,7 +377,6 @@ WKV_AVX2 inline void high_bits_pair(const uint8_t* qa, const uint8_t* qb, __m256
 struct Q8_0 {
   static constexpr size_t kBytes = sizeof(quant::BlockQ8_0);
   static constexpr bool kMin = false;
-  static constexpr int kOff = 0;
   WKV_AVX2 static __m256i levels(const unsigned char* b) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
   }
@@ -471,8 +470,10 @@ WKV_AVX2 inline void dequant_row(const unsigned char* w, float* out, size_t nb) 
 }
 
 // x quantized to q8 per 32-value block (as ggml does for its quantized dot products):
-// qx = round(x / dx) with dx = amax / 127, plus the exact fp32 sum of each block (for the m
-// term of the _1 types).
+// qx = round(x / dx) with dx = amax / 127, plus dx x the sum of each block's qx (for the m term
+// of the _1 types: the quantized sum, not the exact one, so that its rounding errors cancel
+// those of the levels; with the exact sum, generation from rwkv.cpp's Q5_1 files missed the
+// official logits by 1.5-5x more).
 struct QuantX {
   std::vector<int8_t> q;
   std::vector<float> d, sum;
@@ -482,6 +483,15 @@ struct QuantX {
   std::vector<int8_t> qp;
   std::vector<int32_t> isum4;
 };
+
+// The sum of the 32 signed levels in q.
+WKV_AVX2 inline int32_t level_sum(__m256i q) {
+  const __m256i sad = _mm256_sad_epu8(
+      _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80))), _mm256_setzero_si256());
+  const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+  return static_cast<int32_t>(_mm_cvtsi128_si64(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h)))) -
+         32 * 128;
+}
 
 template <bool kPairs>
 WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
@@ -509,12 +519,12 @@ WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
     const float d = am / 127.0f;
     const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
     out.d[b] = d;
-    out.sum[b] = hsum(_mm256_add_ps(_mm256_add_ps(v[0], v[1]), _mm256_add_ps(v[2], v[3])));
     __m256i i[4];
     for (int k = 0; k < 4; ++k) i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id));
     const __m256i p01 = _mm256_packs_epi32(i[0], i[1]), p23 = _mm256_packs_epi32(i[2], i[3]);
     const __m256i q = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q.data() + b * 32), q);
+    out.sum[b] = d * static_cast<float>(level_sum(q));
     if constexpr (!kPairs) continue;
     // pair layout: block b's low 16 at byte 0 (b even) or 16 (b odd) of its pair, high 16 at 32/48
     int8_t* pp = out.qp.data() + (b & ~size_t{1}) * 32 + (b & 1) * 16;

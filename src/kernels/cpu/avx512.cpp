@@ -420,6 +420,19 @@ struct PlainRows {
 // ---- the token, quantized to int8 for the integer one-token dots ----
 // (The levels live in a grow_aligned buffer, so the dots' 64-byte loads never split a line.)
 
+// The sum of 32 signed levels given as unsigned bytes u = level + 128 (level ^ 0x80).
+WKV_AVX512 inline int32_t biased_level_sum(__m256i u) {
+  const __m256i sad = _mm256_sad_epu8(u, _mm256_setzero_si256());
+  const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+  return static_cast<int32_t>(_mm_cvtsi128_si64(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h)))) -
+         32 * 128;
+}
+// The sum of 32 signed levels at p.
+WKV_AVX512 inline int32_t level_sum(const int8_t* p) {
+  return biased_level_sum(_mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+                                           _mm256_set1_epi8(static_cast<char>(0x80))));
+}
+
 // 32 values quantized as the AVX2 kernels do (d = amax / 127, rounded to nearest, saturated):
 // levels 0-15 in lo, 16-31 in hi; returns d.
 WKV_AVX512 inline float q8_block(const float* x, __m128i& lo, __m128i& hi) {
@@ -450,7 +463,7 @@ struct QuantX4 {
   int8_t* q = nullptr;       // 128 bytes per quad
   std::vector<int32_t> off;  // per quad 16 lanes: kOff * the lane's sum of qx (kOff != 0 only)
   std::vector<float> dx;     // per quad 16 lanes: d_x of the lane's block
-  std::vector<float> sum;    // per quad 4: the exact fp32 sum of each block (kMin types only)
+  std::vector<float> sum;    // per quad 4: d_x x the block's level sum (kMin types only)
 };
 
 template <class Q>
@@ -485,9 +498,10 @@ WKV_AVX512 void quantize_x4(const float* x, size_t nb, QuantX4& out) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out.off.data() + qd * 16 + 4 * k),
                        _mm_mullo_epi32(s, _mm_set1_epi32(Q::kOff)));
     }
-    if constexpr (Q::kMin)
+    if constexpr (Q::kMin)  // the quantized sum, as for the levels: their errors cancel
       out.sum[qd * 4 + k] =
-          _mm512_reduce_add_ps(_mm512_add_ps(_mm512_loadu_ps(x), _mm512_loadu_ps(x + 16)));
+          d * static_cast<float>(biased_level_sum(_mm256_xor_si256(
+                  _mm256_set_m128i(hi, lo), _mm256_set1_epi8(static_cast<char>(0x80)))));
   }
 }
 
@@ -827,19 +841,6 @@ struct I8Tokens {
   const float* ds;  // d x the levels' sum, per block (for the weights' offsets)
   size_t nb;
 };
-
-// The sum of 32 signed levels given as unsigned bytes u = level + 128 (level ^ 0x80).
-WKV_AVX512 inline int32_t biased_level_sum(__m256i u) {
-  const __m256i sad = _mm256_sad_epu8(u, _mm256_setzero_si256());
-  const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
-  return static_cast<int32_t>(_mm_cvtsi128_si64(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h)))) -
-         32 * 128;
-}
-// The sum of 32 signed levels at p.
-WKV_AVX512 inline int32_t level_sum(const int8_t* p) {
-  return biased_level_sum(_mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
-                                           _mm256_set1_epi8(static_cast<char>(0x80))));
-}
 
 WKV_AVX512 I8Tokens pack_q8(const float* X, size_t T, size_t cols) {
   thread_local std::vector<uint8_t> qbuf;
