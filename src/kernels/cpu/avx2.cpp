@@ -3,9 +3,12 @@
 //
 // Matmul, per output row o and row range [r0, r1) (each element computed by the same code
 // whatever the range, so a thread split never changes a bit):
-//   plain weights (f32, bf16, f16): weights converted to fp32 in registers; four tokens share
-//     each loaded weight vector; a single token dots four far-apart rows in lock-step (more
-//     DRAM streams in flight, see rows_one_token).
+//   prompts (T > 1): from 16 tokens, outer-product tiles (tokens in the lanes, X packed once
+//     per call; see kOuterTokens) on fp32 rows (f32 in place; bf16/f16 widened and quantized
+//     types dequantized a block of rows at a time); under 16 tokens, dot tiles in which four
+//     tokens share each loaded weight vector.
+//   plain weights (f32, bf16, f16), T = 1: a single token dots four far-apart rows in
+//     lock-step (more DRAM streams in flight, see rows_one_token).
 //   quantized weights, T = 1 (generation): x is quantized to q8 per 32 values (once per call)
 //     and each weight block's int8 levels are dotted with it in integers, as ggml does, scaled
 //     by d_w * d_x in fp32 (the _1 types add m * sum(x) of the block). The float alternative
@@ -17,9 +20,9 @@
 //     half as fast from DRAM (eight interleaved row streams), so each row is one stream.
 //     Error vs the reference: at most half a q8 step of x per element
 //     (|w| * amax(x block) / 254).
-//   quantized weights, T > 1 (prompts): the row is dequantized once into a per-thread fp32
-//     buffer (grown once, then reused: no allocation per token) and multiplied with all T
-//     tokens by the fp32 row kernel, so dequantization is amortised over the tokens.
+//   quantized weights, T > 1 (prompts): a few rows are dequantized into a per-thread fp32
+//     buffer (grown once, then reused: no allocation per token) and multiplied with a block of
+//     tokens by the fp32 tiles, so dequantization is amortised over the tokens.
 #include "kernels/cpu/avx2.hpp"
 
 #include <immintrin.h>
@@ -27,6 +30,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -189,11 +193,166 @@ WKV_AVX2 inline void tile(const unsigned char* w, size_t rb, const float* X, flo
 constexpr size_t kTokBlock = 64;
 constexpr size_t kRowBlock = 3;
 
-// T > 1 for rows [r0, r1): rows_at(o, n) returns the bytes of rows o..o+n (row stride rb) in
-// layout L (the weights themselves, or a dequantized copy).
+// ---- prompts from kOuterTokens tokens: outer-product tiles ----
+// The dot tiles above keep 8 partial sums per output in a register and reload four token
+// vectors for every three weight vectors, and reached about 30 % of the FMA peak
+// (bench_kernels 768 x 768 x 64 f32: 24 GFLOP/s at 256 bits on this project's Xeon, where the
+// 512-bit outer tiles ran 98). Here the tokens are in the lanes, as in the AVX-512 kernels: X
+// is packed once per call into groups of kOuterGroup tokens ([cols][16], zero past T), and
+// each step broadcasts one weight of each of R <= 6 rows against the group's two token
+// vectors (12 accumulators, 2 token vectors and a broadcast: the 16 registers). Each output is
+// one lane: a sequential sum over kOuterKc columns at a time, those partial sums added in
+// column order, so neither the row blocking, the token grouping nor a thread split changes a
+// bit. Weights other than f32 are widened (or dequantized) a block of rows at a time.
+constexpr size_t kOuterTokens = 16;
+constexpr size_t kOuterGroup = 16;
+constexpr size_t kOuterRows = 6;
+constexpr size_t kOuterKc = 256;
+static_assert(kTokBlock % kOuterGroup == 0 && kOuterRows >= kRowBlock);
+
+// r[i] lane j becomes r[j] lane i.
+WKV_AVX2 inline void transpose8(__m256 r[8]) {
+  // pairs, then quads, of rows interleaved per 128-bit half ...
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]),
+               t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]),
+               t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
+               t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  constexpr int kLo = _MM_SHUFFLE(1, 0, 1, 0), kHi = _MM_SHUFFLE(3, 2, 3, 2);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, kLo), s1 = _mm256_shuffle_ps(t0, t2, kHi),
+               s2 = _mm256_shuffle_ps(t1, t3, kLo), s3 = _mm256_shuffle_ps(t1, t3, kHi),
+               s4 = _mm256_shuffle_ps(t4, t6, kLo), s5 = _mm256_shuffle_ps(t4, t6, kHi),
+               s6 = _mm256_shuffle_ps(t5, t7, kLo), s7 = _mm256_shuffle_ps(t5, t7, kHi);
+  // ... so that s_j holds columns j (low half) and j + 4 (high half) of rows 0-3 or 4-7
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// X [T, cols] as ceil(T / 16) groups of [cols][16] floats, 32-byte aligned, in a buffer of
+// the calling thread (valid until its next pack).
+WKV_AVX2 const float* pack_groups(const float* X, size_t T, size_t cols) {
+  thread_local std::vector<float> buf;
+  const size_t groups = (T + kOuterGroup - 1) / kOuterGroup;
+  if (buf.size() < groups * cols * kOuterGroup + 8) buf.resize(groups * cols * kOuterGroup + 8);
+  const auto at = reinterpret_cast<uintptr_t>(buf.data());
+  float* xt = buf.data() + (32 - at % 32) % 32 / sizeof(float);
+  for (size_t g = 0; g < groups; ++g) {
+    float* out = xt + g * cols * kOuterGroup;
+    const size_t n = std::min(kOuterGroup, T - g * kOuterGroup);
+    for (size_t h = 0; h < kOuterGroup; h += 8) {  // tokens h..h+8 of the group: m of them in X
+      const size_t m = n > h ? std::min<size_t>(8, n - h) : 0;
+      const float* x = X + (g * kOuterGroup + h) * cols;
+      size_t k = 0;
+      for (; k + 8 <= cols; k += 8) {
+        __m256 r[8];
+        for (size_t i = 0; i < 8; ++i)
+          r[i] = i < m ? _mm256_loadu_ps(x + i * cols + k) : _mm256_setzero_ps();
+        transpose8(r);
+        for (size_t i = 0; i < 8; ++i) _mm256_store_ps(out + (k + i) * kOuterGroup + h, r[i]);
+      }
+      for (; k < cols; ++k)
+        for (size_t i = 0; i < 8; ++i)
+          out[k * kOuterGroup + h + i] = i < m ? x[i * cols + k] : 0.0f;
+    }
+  }
+  return xt;
+}
+
+// sums[r][t] (r < R, t < 8 V) = sum over the columns of w[r] * xt[.][t].
+template <int R, int V>
+WKV_AVX2 void outer_tile(const float* w, size_t rs, const float* xt, size_t cols, float* sums) {
+  for (size_t kb = 0; kb < cols; kb += kOuterKc) {
+    const size_t ke = std::min(cols, kb + kOuterKc);
+    __m256 acc[R][V];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm256_setzero_ps();
+    for (size_t k = kb; k < ke; ++k) {
+      __m256 x[V];
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) x[v] = _mm256_load_ps(xt + k * kOuterGroup + 8 * v);
+#pragma GCC unroll 6
+      for (int r = 0; r < R; ++r) {
+        const __m256 b = _mm256_broadcast_ss(w + r * rs + k);
+#pragma GCC unroll 2
+        for (int v = 0; v < V; ++v) acc[r][v] = _mm256_fmadd_ps(b, x[v], acc[r][v]);
+      }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) {
+        float* s = sums + r * kOuterGroup + 8 * v;
+        _mm256_store_ps(s, kb == 0 ? acc[r][v] : _mm256_add_ps(_mm256_load_ps(s), acc[r][v]));
+      }
+  }
+}
+
+// Y[tb..te, o..o+R) (tb a multiple of 16) from R fp32 rows w (row stride rs floats) and the
+// packed groups xt.
+template <int R>
+WKV_AVX2 void outer_block(const float* w, size_t rs, const float* xt, float* Y, size_t rows,
+                          size_t cols, size_t tb, size_t te, size_t o) {
+  alignas(32) float sums[R * kOuterGroup];
+  for (size_t t0 = tb; t0 < te; t0 += kOuterGroup) {
+    const size_t n = std::min(kOuterGroup, te - t0);
+    const float* g = xt + t0 * cols;  // group t0 / 16 starts at (t0 / 16) * cols * 16
+    if (n > 8)
+      outer_tile<R, 2>(w, rs, g, cols, sums);
+    else
+      outer_tile<R, 1>(w, rs, g, cols, sums);
+    for (size_t t = 0; t < n; ++t)
+      for (int r = 0; r < R; ++r) Y[(t0 + t) * rows + o + r] = sums[r * kOuterGroup + t];
+  }
+}
+
+// Row `row` of layout L as cols fp32 values.
+template <class L>
+WKV_AVX2 inline void widen_row(const unsigned char* row, float* out, size_t cols) {
+  size_t i = 0;
+  for (; i + 8 <= cols; i += 8) _mm256_storeu_ps(out + i, L::load(row, i));
+  for (; i < cols; ++i) out[i] = L::scalar(row, i);
+}
+
+template <class L, class RowsAt>
+WKV_AVX2 void rows_outer(RowsAt rows_at, size_t rb, const float* X, float* Y, size_t rows,
+                         size_t cols, size_t T, size_t r0, size_t r1) {
+  using Block =
+      void (*)(const float*, size_t, const float*, float*, size_t, size_t, size_t, size_t, size_t);
+  static constexpr Block kBlocks[kOuterRows + 1] = {nullptr,        outer_block<1>, outer_block<2>,
+                                                    outer_block<3>, outer_block<4>, outer_block<5>,
+                                                    outer_block<6>};
+  const float* xt = pack_groups(X, T, cols);
+  thread_local std::vector<float> wide;
+  if (!std::is_same_v<L, F32> && wide.size() < kOuterRows * cols) wide.resize(kOuterRows * cols);
+  for (size_t tb = 0; tb < T; tb += kTokBlock) {
+    const size_t te = std::min(T, tb + kTokBlock);
+    for (size_t o = r0; o < r1; o += kOuterRows) {
+      const size_t n = std::min(kOuterRows, r1 - o);
+      const unsigned char* w = rows_at(o, n);
+      if constexpr (std::is_same_v<L, F32>) {
+        kBlocks[n](reinterpret_cast<const float*>(w), rb / sizeof(float), xt, Y, rows, cols, tb, te,
+                   o);
+      } else {
+        for (size_t r = 0; r < n; ++r) widen_row<L>(w + r * rb, wide.data() + r * cols, cols);
+        kBlocks[n](wide.data(), cols, xt, Y, rows, cols, tb, te, o);
+      }
+    }
+  }
+}
+
+// T > 1 for rows [r0, r1): rows_at(o, n) returns the bytes of rows o..o+n (n <= kOuterRows,
+// row stride rb) in layout L (the weights themselves, or a dequantized copy).
 template <class L, class RowsAt>
 WKV_AVX2 inline void rows_blocked(RowsAt rows_at, size_t rb, const float* X, float* Y, size_t rows,
                                   size_t cols, size_t T, size_t r0, size_t r1) {
+  if (T >= kOuterTokens) return rows_outer<L>(rows_at, rb, X, Y, rows, cols, T, r0, r1);
   const size_t T4 = T / 4 * 4;
   for (size_t tb = 0; tb < T4; tb += kTokBlock) {
     const size_t te = std::min(T4, tb + kTokBlock);
@@ -635,7 +794,7 @@ WKV_AVX2 inline void rows_quantized(const void* W, size_t rb, const float* X, fl
     }
     return;
   }
-  float* buf = row_buffer(kRowBlock * cols);
+  float* buf = row_buffer(kOuterRows * cols);
   rows_blocked<F32>(
       [&](size_t o, size_t n) {
         for (size_t r = 0; r < n; ++r) dequant(base + (o + r) * rb, buf + r * cols);
