@@ -64,6 +64,9 @@ const Table kAvx2{
     .exp_f32 = avx2::exp_f32,
     .sigmoid_f32 = avx2::sigmoid_f32,
     .name = "avx2",
+    .pack_x = [](DType, const float* X, size_t T, size_t cols) { return avx2::pack_x(X, T, cols); },
+    .rows_packed = avx2::rows_packed,
+    .packed_min_t = avx2::kOuterTokens,
 };
 
 #define WKV_WIDE_TABLE(ns, label)                                                               \

@@ -204,7 +204,6 @@ constexpr size_t kRowBlock = 3;
 // one lane: a sequential sum over kOuterKc columns at a time, those partial sums added in
 // column order, so neither the row blocking, the token grouping nor a thread split changes a
 // bit. Weights other than f32 are widened (or dequantized) a block of rows at a time.
-constexpr size_t kOuterTokens = 16;
 constexpr size_t kOuterGroup = 16;
 constexpr size_t kOuterRows = 6;
 constexpr size_t kOuterKc = 256;
@@ -320,15 +319,16 @@ WKV_AVX2 inline void widen_row(const unsigned char* row, float* out, size_t cols
   for (; i < cols; ++i) out[i] = L::scalar(row, i);
 }
 
+// xt: X already packed by pack_groups (rows_packed), or nullptr.
 template <class L, class RowsAt>
 WKV_AVX2 void rows_outer(RowsAt rows_at, size_t rb, const float* X, float* Y, size_t rows,
-                         size_t cols, size_t T, size_t r0, size_t r1) {
+                         size_t cols, size_t T, size_t r0, size_t r1, const float* xt) {
   using Block =
       void (*)(const float*, size_t, const float*, float*, size_t, size_t, size_t, size_t, size_t);
   static constexpr Block kBlocks[kOuterRows + 1] = {nullptr,        outer_block<1>, outer_block<2>,
                                                     outer_block<3>, outer_block<4>, outer_block<5>,
                                                     outer_block<6>};
-  const float* xt = pack_groups(X, T, cols);
+  if (!xt) xt = pack_groups(X, T, cols);
   thread_local std::vector<float> wide;
   if (!std::is_same_v<L, F32> && wide.size() < kOuterRows * cols) wide.resize(kOuterRows * cols);
   for (size_t tb = 0; tb < T; tb += kTokBlock) {
@@ -348,11 +348,13 @@ WKV_AVX2 void rows_outer(RowsAt rows_at, size_t rb, const float* X, float* Y, si
 }
 
 // T > 1 for rows [r0, r1): rows_at(o, n) returns the bytes of rows o..o+n (n <= kOuterRows,
-// row stride rb) in layout L (the weights themselves, or a dequantized copy).
+// row stride rb) in layout L (the weights themselves, or a dequantized copy). xt: X packed
+// (T >= kOuterTokens only), or nullptr.
 template <class L, class RowsAt>
 WKV_AVX2 inline void rows_blocked(RowsAt rows_at, size_t rb, const float* X, float* Y, size_t rows,
-                                  size_t cols, size_t T, size_t r0, size_t r1) {
-  if (T >= kOuterTokens) return rows_outer<L>(rows_at, rb, X, Y, rows, cols, T, r0, r1);
+                                  size_t cols, size_t T, size_t r0, size_t r1,
+                                  const float* xt = nullptr) {
+  if (T >= kOuterTokens) return rows_outer<L>(rows_at, rb, X, Y, rows, cols, T, r0, r1, xt);
   const size_t T4 = T / 4 * 4;
   for (size_t tb = 0; tb < T4; tb += kTokBlock) {
     const size_t te = std::min(T4, tb + kTokBlock);
@@ -443,11 +445,12 @@ WKV_AVX2 void rows_one_token(const unsigned char* base, size_t rb, const float* 
 
 template <class L>
 WKV_AVX2 void rows_plain(const void* W, const float* X, float* Y, size_t rows, size_t cols,
-                         size_t T, size_t r0, size_t r1) {
+                         size_t T, size_t r0, size_t r1, const float* xt = nullptr) {
   const size_t rb = cols * L::kBytes;
   const unsigned char* base = static_cast<const unsigned char*>(W);
   if (T == 1) return rows_one_token<L>(base, rb, X, Y, cols, r0, r1);
-  rows_blocked<L>([&](size_t o, size_t) { return base + o * rb; }, rb, X, Y, rows, cols, T, r0, r1);
+  rows_blocked<L>([&](size_t o, size_t) { return base + o * rb; }, rb, X, Y, rows, cols, T, r0, r1,
+                  xt);
 }
 
 // ---- quantized weight rows ----
@@ -774,8 +777,9 @@ float* row_buffer(size_t n) {
 // -> 6.8-7.1), so they keep one row at a time with software prefetch.
 template <class XQ, class Quantize, class Dot, class Dequant, class DotRows = std::nullptr_t>
 WKV_AVX2 inline void rows_quantized(const void* W, size_t rb, const float* X, float* Y, size_t rows,
-                                    size_t cols, size_t T, size_t r0, size_t r1, Quantize quantize,
-                                    Dot dot, Dequant dequant, DotRows dot_rows = nullptr) {
+                                    size_t cols, size_t T, size_t r0, size_t r1, const float* xt,
+                                    Quantize quantize, Dot dot, Dequant dequant,
+                                    DotRows dot_rows = nullptr) {
   const unsigned char* base = static_cast<const unsigned char*>(W);
   if (T == 1) {
     thread_local XQ xq;
@@ -800,7 +804,7 @@ WKV_AVX2 inline void rows_quantized(const void* W, size_t rb, const float* X, fl
         for (size_t r = 0; r < n; ++r) dequant(base + (o + r) * rb, buf + r * cols);
         return reinterpret_cast<const unsigned char*>(buf);
       },
-      cols * 4, X, Y, rows, cols, T, r0, r1);
+      cols * 4, X, Y, rows, cols, T, r0, r1, xt);
 }
 
 // q8_0 rows w[0..S) times the quantized token, in lock-step (more DRAM streams in flight),
@@ -824,11 +828,11 @@ WKV_AVX2 inline void rows_dot_q8_0(const unsigned char* const* w, const QuantX& 
 
 template <class Q>
 WKV_AVX2 void rows_quant(const void* W, const float* X, float* Y, size_t rows, size_t cols,
-                         size_t T, size_t r0, size_t r1) {
+                         size_t T, size_t r0, size_t r1, const float* xt = nullptr) {
   const size_t nb = cols / 32;
   if constexpr (std::is_same_v<Q, Q8_0>) {
     rows_quantized<QuantX>(
-        W, nb * Q::kBytes, X, Y, rows, cols, T, r0, r1,
+        W, nb * Q::kBytes, X, Y, rows, cols, T, r0, r1, xt,
         [nb](const float* x, QuantX& q) { quantize_x<false>(x, nb, q); }, nullptr,
         [nb](const unsigned char* w, float* out) { dequant_row<Q>(w, out, nb); },
         [nb]<size_t S>(const unsigned char* const* w, const QuantX& q, float* out) {
@@ -836,7 +840,7 @@ WKV_AVX2 void rows_quant(const void* W, const float* X, float* Y, size_t rows, s
         });
   } else {
     rows_quantized<QuantX>(
-        W, nb * Q::kBytes, X, Y, rows, cols, T, r0, r1,
+        W, nb * Q::kBytes, X, Y, rows, cols, T, r0, r1, xt,
         [nb](const float* x, QuantX& q) { quantize_x<true>(x, nb, q); },
         [nb](const unsigned char* w, const QuantX& q) { return row_dot_q8<Q>(w, q, nb); },
         [nb](const unsigned char* w, float* out) { dequant_row<Q>(w, out, nb); });
@@ -1217,10 +1221,10 @@ WKV_AVX2 inline float row_dot_q23k(const unsigned char* w, const QuantXK& xq, si
 // K: the block layout (its unpack serves the T > 1 dequantization); Dot: its one-token dot.
 template <class K, float (*Dot)(const unsigned char*, const QuantXK&, size_t)>
 WKV_AVX2 void rows_kquant(const void* W, const float* X, float* Y, size_t rows, size_t cols,
-                          size_t T, size_t r0, size_t r1) {
+                          size_t T, size_t r0, size_t r1, const float* xt = nullptr) {
   const size_t nsb = cols / 256;
   rows_quantized<QuantXK>(
-      W, nsb * K::kBytes, X, Y, rows, cols, T, r0, r1,
+      W, nsb * K::kBytes, X, Y, rows, cols, T, r0, r1, xt,
       [nsb](const float* x, QuantXK& q) { quantize_xk(x, nsb, q); },
       [nsb](const unsigned char* w, const QuantXK& q) { return Dot(w, q, nsb); },
       [nsb](const unsigned char* w, float* out) { dequant_row_k<K>(w, out, nsb); });
@@ -1255,6 +1259,47 @@ WKV_ROWS(rows_q4_k, (rows_kquant<Q45K<false>, row_dot_q45k<false>>))
 WKV_ROWS(rows_q5_k, (rows_kquant<Q45K<true>, row_dot_q45k<true>>))
 WKV_ROWS(rows_q6_k, (rows_kquant<Q6K, row_dot_q6k>))
 #undef WKV_ROWS
+
+WKV_AVX2 const void* pack_x(const float* X, size_t T, size_t cols) {
+  return pack_groups(X, T, cols);
+}
+
+WKV_AVX2 void rows_packed(DType t, const void* W, const void* xp, float* Y, size_t rows,
+                          size_t cols, size_t T, size_t r0, size_t r1) {
+  const auto* xt = static_cast<const float*>(xp);
+  WKV_ASSERT(T >= kOuterTokens);
+  const float* X = nullptr;  // read only through xt from kOuterTokens tokens
+  switch (t) {
+    case DType::f32:
+      return rows_plain<F32>(W, X, Y, rows, cols, T, r0, r1, xt);
+    case DType::bf16:
+      return rows_plain<BF16>(W, X, Y, rows, cols, T, r0, r1, xt);
+    case DType::f16:
+      return rows_plain<F16>(W, X, Y, rows, cols, T, r0, r1, xt);
+    case DType::q8_0:
+      return rows_quant<Q8_0>(W, X, Y, rows, cols, T, r0, r1, xt);
+    case DType::q4_0:
+      return rows_quant<Q4_0>(W, X, Y, rows, cols, T, r0, r1, xt);
+    case DType::q4_1:
+      return rows_quant<Q4_1>(W, X, Y, rows, cols, T, r0, r1, xt);
+    case DType::q5_0:
+      return rows_quant<Q5_0>(W, X, Y, rows, cols, T, r0, r1, xt);
+    case DType::q5_1:
+      return rows_quant<Q5_1>(W, X, Y, rows, cols, T, r0, r1, xt);
+    case DType::q2_k:
+      return rows_kquant<Q2K, row_dot_q23k<false>>(W, X, Y, rows, cols, T, r0, r1, xt);
+    case DType::q3_k:
+      return rows_kquant<Q3K, row_dot_q23k<true>>(W, X, Y, rows, cols, T, r0, r1, xt);
+    case DType::q4_k:
+      return rows_kquant<Q45K<false>, row_dot_q45k<false>>(W, X, Y, rows, cols, T, r0, r1, xt);
+    case DType::q5_k:
+      return rows_kquant<Q45K<true>, row_dot_q45k<true>>(W, X, Y, rows, cols, T, r0, r1, xt);
+    case DType::q6_k:
+      return rows_kquant<Q6K, row_dot_q6k>(W, X, Y, rows, cols, T, r0, r1, xt);
+    default:
+      WKV_ASSERT(false && "rows_packed: a dtype no avx2 kernel takes");
+  }
+}
 
 WKV_AVX2 void dequant_row(DType t, const void* row, float* out, size_t cols) {
   const auto* w = static_cast<const unsigned char*>(row);

@@ -44,6 +44,12 @@ WKV_AVX2_ROWS(rows_q4_k)
 WKV_AVX2_ROWS(rows_q5_k)
 WKV_AVX2_ROWS(rows_q6_k)
 #undef WKV_AVX2_ROWS
+// Prompts from kOuterTokens tokens run outer-product tiles on X packed by pack_x (into the
+// calling thread's buffer) and read by rows_packed, as Table::pack_x / rows_packed.
+constexpr size_t kOuterTokens = 16;
+const void* pack_x(const float* X, size_t T, size_t cols);
+void rows_packed(DType t, const void* W, const void* xp, float* Y, size_t rows, size_t cols,
+                 size_t T, size_t r0, size_t r1);
 // One row of a quantized dtype dequantized to fp32 (cols a multiple of its block), exactly as
 // quant::dequantize_row; for the wider kernels' T > 1 paths.
 void dequant_row(DType t, const void* row, float* out, size_t cols);
