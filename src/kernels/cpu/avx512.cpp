@@ -675,64 +675,107 @@ WKV_AVX512 inline __m512i scaled_dot64(__m512i sumi, __m512i u, const int8_t* qx
 // super-block's integer dot (folded to 4 lanes) and its min term (the mins times the 32-sums of
 // the token, 4 lanes) become one 8-lane vector, scaled by d dx (lanes 0-3) and -dmin dx (4-7).
 // (The scalar decoding and two separate tails ran q4_k at 8.4 GB/s in L2, no faster than AVX2.)
+// One super-block w of a q4_k / q5_k row: its scaled integer dot into acc, its min term into
+// accm (qx, bsum32, dpair: the token's levels, 32-sums and [d, -d] of that super-block).
 template <bool k5>
-WKV_AVX512 inline float row_dot_q45k(const unsigned char* w, const QuantXK& xq, size_t nsb) {
-  constexpr size_t kBytes = k5 ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
+WKV_AVX512 __attribute__((always_inline)) inline void q45k_block(const unsigned char* w,
+                                                                 const int8_t* qx,
+                                                                 const int16_t* bsum32,
+                                                                 const float* dpair, __m512& acc,
+                                                                 __m128& accm) {
   const __m512i low4 = _mm512_set1_epi8(0x0f), sixteen = _mm512_set1_epi8(16);
   const __m128i m63 = _mm_set1_epi8(0x3f), m15 = _mm_set1_epi8(0x0f), m48 = _mm_set1_epi8(0x30);
   const __m128i c_shift = _mm_setr_epi32(0, 0, 4, 0);  // c & 15 into word 1, c >> 4 into word 2
-  __m512 acc = _mm512_setzero_ps();
-  __m128 accm = _mm_setzero_ps();
-  for (size_t b = 0; b < nsb; ++b, w += kBytes) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
-    // words 1, 2: sc[0..3], m[0..3] and sc[4..7], m[4..7]
-    const __m128i lo = _mm_and_si128(v, m63);
-    const __m128i hi =
-        _mm_or_si128(_mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, 0xff), c_shift), m15),
-                     _mm_and_si128(_mm_srli_epi32(v, 2), m48));
-    // [m[0..3], m[4..7], sc[0..3], sc[4..7]]
-    const __m128i ms = _mm_blend_epi32(_mm_unpackhi_epi32(lo, hi), _mm_unpacklo_epi32(lo, hi), 0xc);
-    const __m512i msb = _mm512_broadcast_i32x4(ms);  // the 16 bytes in every 128-bit lane
-    const uint8_t* qs = w + (k5 ? 48 : 16);
-    const int8_t* qx = xq.q + b * 256;
-    __m512i qh;
-    if constexpr (k5)
-      qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16)));
-    __m512i sumi = _mm512_setzero_si512();
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+  // words 1, 2: sc[0..3], m[0..3] and sc[4..7], m[4..7]
+  const __m128i lo = _mm_and_si128(v, m63);
+  const __m128i hi =
+      _mm_or_si128(_mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, 0xff), c_shift), m15),
+                   _mm_and_si128(_mm_srli_epi32(v, 2), m48));
+  // [m[0..3], m[4..7], sc[0..3], sc[4..7]]
+  const __m128i ms = _mm_blend_epi32(_mm_unpackhi_epi32(lo, hi), _mm_unpacklo_epi32(lo, hi), 0xc);
+  const __m512i msb = _mm512_broadcast_i32x4(ms);  // the 16 bytes in every 128-bit lane
+  const uint8_t* qs = w + (k5 ? 48 : 16);
+  __m512i qh;
+  if constexpr (k5)
+    qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16)));
+  __m512i sumi = _mm512_setzero_si512();
 #pragma GCC unroll 2
-    for (int s = 0; s < 2; ++s) {
-      const __m512i raw = _mm512_loadu_si512(qs + 64 * s);
-      __m512i u0 = _mm512_and_si512(raw, low4);
-      __m512i u1 = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
-      if constexpr (k5) {
-        // the fifth bit of group g is bit g of qh
-        u0 =
-            _mm512_mask_add_epi8(u0, _mm512_test_epi8_mask(qh, bit(4 * s, 4 * s + 2)), u0, sixteen);
-        u1 = _mm512_mask_add_epi8(u1, _mm512_test_epi8_mask(qh, bit(4 * s + 1, 4 * s + 3)), u1,
-                                  sixteen);
-      }
-      const int g = 8 + 4 * s;  // scale j is byte 8 + j
-      sumi = scaled_dot64(sumi, u0, qx + 128 * s, _mm512_shuffle_epi8(msb, byte_halves(g, g + 2)));
-      sumi = scaled_dot64(sumi, u1, qx + 128 * s + 64,
-                          _mm512_shuffle_epi8(msb, byte_halves(g + 1, g + 3)));
+  for (int s = 0; s < 2; ++s) {
+    const __m512i raw = _mm512_loadu_si512(qs + 64 * s);
+    __m512i u0 = _mm512_and_si512(raw, low4);
+    __m512i u1 = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+    if constexpr (k5) {
+      // the fifth bit of group g is bit g of qh
+      u0 = _mm512_mask_add_epi8(u0, _mm512_test_epi8_mask(qh, bit(4 * s, 4 * s + 2)), u0, sixteen);
+      u1 = _mm512_mask_add_epi8(u1, _mm512_test_epi8_mask(qh, bit(4 * s + 1, 4 * s + 3)), u1,
+                                sixteen);
     }
-    // lanes 0-3: m[2i] bsum32[2i] + m[2i+1] bsum32[2i+1] (|lane| <= 2 * 63 * 4064: exact in fp32)
-    const __m128i mins =
-        _mm_madd_epi16(_mm_cvtepu8_epi16(ms),
-                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(xq.bsum32.data() + 8 * b)));
-    // [d dx, -dmin dx] (d, dmin are v's first word)
-    const __m128 ddm = _mm_mul_ps(
-        _mm_cvtph_ps(v),
-        _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xq.dpair.data() + 2 * b))));
-    acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(ddm), _mm512_cvtepi32_ps(sumi), acc);
-    accm = _mm_fmadd_ps(_mm_shuffle_ps(ddm, ddm, 0x55), _mm_cvtepi32_ps(mins), accm);
+    const int g = 8 + 4 * s;  // scale j is byte 8 + j
+    sumi = scaled_dot64(sumi, u0, qx + 128 * s, _mm512_shuffle_epi8(msb, byte_halves(g, g + 2)));
+    sumi = scaled_dot64(sumi, u1, qx + 128 * s + 64,
+                        _mm512_shuffle_epi8(msb, byte_halves(g + 1, g + 3)));
   }
+  // lanes 0-3: m[2i] bsum32[2i] + m[2i+1] bsum32[2i+1] (|lane| <= 2 * 63 * 4064: exact in fp32)
+  const __m128i mins = _mm_madd_epi16(_mm_cvtepu8_epi16(ms),
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(bsum32)));
+  // [d dx, -dmin dx] (d, dmin are v's first word)
+  const __m128 ddm = _mm_mul_ps(_mm_cvtph_ps(v),
+                                _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(dpair))));
+  acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(ddm), _mm512_cvtepi32_ps(sumi), acc);
+  accm = _mm_fmadd_ps(_mm_shuffle_ps(ddm, ddm, 0x55), _mm_cvtepi32_ps(mins), accm);
+}
+
+// A row's accumulators folded to 4 lanes, always in this order; its sum is then
+// (c0 + c2) + (c1 + c3).
+WKV_AVX512 inline __m128 q45k_fold(__m512 acc, __m128 accm) {
   const __m128 a4 =
       _mm_add_ps(accm, _mm_add_ps(_mm512_castps512_ps128(acc), _mm512_extractf32x4_ps(acc, 1)));
   const __m128 b4 = _mm_add_ps(_mm512_extractf32x4_ps(acc, 2), _mm512_extractf32x4_ps(acc, 3));
-  const __m128 c4 = _mm_add_ps(a4, b4);
+  return _mm_add_ps(a4, b4);
+}
+
+// q4_k / q5_k: two 64-byte steps per super-block. The block's first 16 bytes (d, dmin and
+// the 12 packed bytes of scales and mins) are decoded in one vector: as 32-bit words
+// [d|dmin, a, b, c], sc[0..3] = a & 63, m[0..3] = b & 63, sc[4..7] = (c & 15) | (a >> 6) << 4,
+// m[4..7] = (c >> 4) | (b >> 6) << 4 (quant::scale_min_k4), widened to 16 int16 lanes
+// m[0..7], sc[0..7]; a step's scales are picked per 256-bit half by one vpshufb. The
+// super-block's integer dot (folded to 4 lanes) and its min term (the mins times the 32-sums of
+// the token, 4 lanes) become one 8-lane vector, scaled by d dx (lanes 0-3) and -dmin dx (4-7).
+// (The scalar decoding and two separate tails ran q4_k at 8.4 GB/s in L2, no faster than AVX2.)
+template <bool k5>
+WKV_AVX512 inline float row_dot_q45k(const unsigned char* w, const QuantXK& xq, size_t nsb) {
+  constexpr size_t kBytes = k5 ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
+  __m512 acc = _mm512_setzero_ps();
+  __m128 accm = _mm_setzero_ps();
+  for (size_t b = 0; b < nsb; ++b)
+    q45k_block<k5>(w + b * kBytes, xq.q + b * 256, xq.bsum32.data() + 8 * b,
+                   xq.dpair.data() + 2 * b, acc, accm);
+  const __m128 c4 = q45k_fold(acc, accm);
   const __m128 a2 = _mm_add_ps(c4, _mm_movehl_ps(c4, c4));
   return _mm_cvtss_f32(_mm_add_ss(a2, _mm_shuffle_ps(a2, a2, 1)));
+}
+
+// Four consecutive rows (stride rb) at once, the same bits as row_dot_q45k for each: a row
+// alone left the core waiting on its chain (three super-blocks at 768 columns, then the
+// fold), ~110 cycles a row; four independent chains fill it.
+template <bool k5>
+WKV_AVX512 inline __m128 rows4_dot_q45k(const unsigned char* w, size_t rb, const QuantXK& xq,
+                                        size_t nsb) {
+  constexpr size_t kBytes = k5 ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
+  __m512 acc[4];
+  __m128 accm[4];
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r) acc[r] = _mm512_setzero_ps(), accm[r] = _mm_setzero_ps();
+  for (size_t b = 0; b < nsb; ++b)
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r)
+      q45k_block<k5>(w + r * rb + b * kBytes, xq.q + b * 256, xq.bsum32.data() + 8 * b,
+                     xq.dpair.data() + 2 * b, acc[r], accm[r]);
+  __m128 c0 = q45k_fold(acc[0], accm[0]), c1 = q45k_fold(acc[1], accm[1]),
+         c2 = q45k_fold(acc[2], accm[2]), c3 = q45k_fold(acc[3], accm[3]);
+  _MM_TRANSPOSE4_PS(c0, c1, c2, c3);  // now c_j lane r: lane j of row r's fold
+  return _mm_add_ps(_mm_add_ps(c0, c2), _mm_add_ps(c1, c3));
 }
 
 // q6_k: per half of the super-block, one 64-byte load of ql gives groups 4h, 4h + 1 (low
@@ -789,7 +832,11 @@ WKV_AVX512 inline float row_dot_q6k(const unsigned char* w, const QuantXK& xq, s
          _mm_cvtss_f32(_mm_hadd_ps(_mm_hadd_ps(c4, c4), _mm_hadd_ps(c4, c4)));
 }
 
-template <bool kNibbleOrder, float (*Dot)(const unsigned char*, const QuantXK&, size_t)>
+using DotK4 = __m128 (*)(const unsigned char*, size_t, const QuantXK&, size_t);
+
+// Dot4, where not nullptr, dots four consecutive rows with the same bits as Dot.
+template <bool kNibbleOrder, float (*Dot)(const unsigned char*, const QuantXK&, size_t),
+          DotK4 Dot4 = nullptr>
 WKV_AVX512 void one_token_k(const void* W, const float* X, float* Y, size_t cols, size_t rb,
                             size_t r0, size_t r1) {
   const size_t nsb = cols / 256;
@@ -798,7 +845,13 @@ WKV_AVX512 void one_token_k(const void* W, const float* X, float* Y, size_t cols
   const auto* base = static_cast<const unsigned char*>(W);
   // the AVX2 kernels' prefetch: without it the 65536 x 768 head (DRAM) ran 20 % slower
   avx2::RowPrefetch pf{base + r0 * rb, base + r1 * rb};
-  for (size_t o = r0; o < r1; ++o) {
+  size_t o = r0;
+  if constexpr (Dot4 != nullptr)
+    for (; o + 4 <= r1; o += 4) {
+      pf.upto(base + (o + 4) * rb);
+      _mm_storeu_ps(Y + o, Dot4(base + o * rb, rb, xq, nsb));
+    }
+  for (; o < r1; ++o) {
     pf.upto(base + (o + 1) * rb);
     Y[o] = Dot(base + o * rb, xq, nsb);
   }
@@ -1146,8 +1199,10 @@ WKV_QROWS(q3_k)
 #define WKV_DOTS_ROWS(q) WKV_KROWS(q, dots::one_token_##q(W, X, Y, cols, r0, r1))
 WKV_VNNI_DOTS(WKV_DOTS_ROWS)
 #undef WKV_DOTS_ROWS
-WKV_KROWS(q4_k, (one_token_k<true, row_dot_q45k<false>>(W, X, Y, cols, rb, r0, r1)))
-WKV_KROWS(q5_k, (one_token_k<true, row_dot_q45k<true>>(W, X, Y, cols, rb, r0, r1)))
+WKV_KROWS(q4_k, (one_token_k<true, row_dot_q45k<false>, rows4_dot_q45k<false>>(W, X, Y, cols, rb,
+                                                                               r0, r1)))
+WKV_KROWS(q5_k,
+          (one_token_k<true, row_dot_q45k<true>, rows4_dot_q45k<true>>(W, X, Y, cols, rb, r0, r1)))
 WKV_KROWS(q6_k, (one_token_k<false, row_dot_q6k>(W, X, Y, cols, rb, r0, r1)))
 #undef WKV_KROWS
 #undef WKV_QROWS
