@@ -237,9 +237,7 @@ WKV_AVX2 inline void transpose8(__m256 r[8]) {
 WKV_AVX2 const float* pack_groups(const float* X, size_t T, size_t cols) {
   thread_local std::vector<float> buf;
   const size_t groups = (T + kOuterGroup - 1) / kOuterGroup;
-  if (buf.size() < groups * cols * kOuterGroup + 8) buf.resize(groups * cols * kOuterGroup + 8);
-  const auto at = reinterpret_cast<uintptr_t>(buf.data());
-  float* xt = buf.data() + (32 - at % 32) % 32 / sizeof(float);
+  float* xt = grow_aligned(buf, groups * cols * kOuterGroup);
   for (size_t g = 0; g < groups; ++g) {
     float* out = xt + g * cols * kOuterGroup;
     const size_t n = std::min(kOuterGroup, T - g * kOuterGroup);
@@ -645,15 +643,6 @@ struct QuantX {
   std::vector<int8_t> qp;
   std::vector<int32_t> isum4;
 };
-
-// The sum of the 32 signed levels in q.
-WKV_AVX2 inline int32_t level_sum(__m256i q) {
-  const __m256i sad = _mm256_sad_epu8(
-      _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80))), _mm256_setzero_si256());
-  const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
-  return static_cast<int32_t>(_mm_cvtsi128_si64(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h)))) -
-         32 * 128;
-}
 
 template <bool kPairs>
 WKV_AVX2 inline void quantize_x(const float* x, size_t nb, QuantX& out) {
@@ -1240,35 +1229,11 @@ WKV_AVX2 void matmul_bf16(const unsigned short* W, const float* X, float* Y, siz
   rows_plain<BF16>(W, X, Y, rows, cols, T, 0, rows);
 }
 
-#define WKV_ROWS(fn, impl)                                                                        \
-  void fn(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, size_t r0, \
-          size_t r1) {                                                                            \
-    impl(W, X, Y, rows, cols, T, r0, r1);                                                         \
-  }
-WKV_ROWS(rows_f32, rows_plain<F32>)
-WKV_ROWS(rows_bf16, rows_plain<BF16>)
-WKV_ROWS(rows_f16, rows_plain<F16>)
-WKV_ROWS(rows_q8_0, rows_quant<Q8_0>)
-WKV_ROWS(rows_q4_0, rows_quant<Q4_0>)
-WKV_ROWS(rows_q4_1, rows_quant<Q4_1>)
-WKV_ROWS(rows_q5_0, rows_quant<Q5_0>)
-WKV_ROWS(rows_q5_1, rows_quant<Q5_1>)
-WKV_ROWS(rows_q2_k, (rows_kquant<Q2K, row_dot_q23k<false>>))
-WKV_ROWS(rows_q3_k, (rows_kquant<Q3K, row_dot_q23k<true>>))
-WKV_ROWS(rows_q4_k, (rows_kquant<Q45K<false>, row_dot_q45k<false>>))
-WKV_ROWS(rows_q5_k, (rows_kquant<Q45K<true>, row_dot_q45k<true>>))
-WKV_ROWS(rows_q6_k, (rows_kquant<Q6K, row_dot_q6k>))
-#undef WKV_ROWS
-
-WKV_AVX2 const void* pack_x(const float* X, size_t T, size_t cols) {
-  return pack_groups(X, T, cols);
-}
-
-WKV_AVX2 void rows_packed(DType t, const void* W, const void* xp, float* Y, size_t rows,
-                          size_t cols, size_t T, size_t r0, size_t r1) {
-  const auto* xt = static_cast<const float*>(xp);
-  WKV_ASSERT(T >= kOuterTokens);
-  const float* X = nullptr;  // read only through xt from kOuterTokens tokens
+namespace {
+// The one dtype -> implementation mapping, for the per-dtype entry points and rows_packed.
+// xt: X packed by pack_x (T >= kOuterTokens), or nullptr.
+WKV_AVX2 void rows_any(DType t, const void* W, const float* X, float* Y, size_t rows, size_t cols,
+                       size_t T, size_t r0, size_t r1, const float* xt = nullptr) {
   switch (t) {
     case DType::f32:
       return rows_plain<F32>(W, X, Y, rows, cols, T, r0, r1, xt);
@@ -1297,8 +1262,39 @@ WKV_AVX2 void rows_packed(DType t, const void* W, const void* xp, float* Y, size
     case DType::q6_k:
       return rows_kquant<Q6K, row_dot_q6k>(W, X, Y, rows, cols, T, r0, r1, xt);
     default:
-      WKV_ASSERT(false && "rows_packed: a dtype no avx2 kernel takes");
+      WKV_ASSERT(false && "avx2: a dtype no avx2 kernel takes");
   }
+}
+}  // namespace
+
+#define WKV_ROWS(q)                                                                          \
+  void rows_##q(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T, \
+                size_t r0, size_t r1) {                                                      \
+    rows_any(DType::q, W, X, Y, rows, cols, T, r0, r1);                                      \
+  }
+WKV_ROWS(f32)
+WKV_ROWS(bf16)
+WKV_ROWS(f16)
+WKV_ROWS(q8_0)
+WKV_ROWS(q4_0)
+WKV_ROWS(q4_1)
+WKV_ROWS(q5_0)
+WKV_ROWS(q5_1)
+WKV_ROWS(q2_k)
+WKV_ROWS(q3_k)
+WKV_ROWS(q4_k)
+WKV_ROWS(q5_k)
+WKV_ROWS(q6_k)
+#undef WKV_ROWS
+
+WKV_AVX2 const void* pack_x(const float* X, size_t T, size_t cols) {
+  return pack_groups(X, T, cols);
+}
+
+WKV_AVX2 void rows_packed(DType t, const void* W, const void* xp, float* Y, size_t rows,
+                          size_t cols, size_t T, size_t r0, size_t r1) {
+  WKV_ASSERT(T >= kOuterTokens);  // X is read only through xp from kOuterTokens tokens
+  rows_any(t, W, nullptr, Y, rows, cols, T, r0, r1, static_cast<const float*>(xp));
 }
 
 WKV_AVX2 void dequant_row(DType t, const void* row, float* out, size_t cols) {

@@ -2,10 +2,12 @@
 // time); signatures as in kernels.hpp.
 #pragma once
 
-#include <xmmintrin.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 
 #include "core/dtype.hpp"
 
@@ -23,6 +25,29 @@ struct RowPrefetch {
     for (; next < want; next += 64) _mm_prefetch(reinterpret_cast<const char*>(next), _MM_HINT_T0);
   }
 };
+
+// A vector grown (never shrunk) to n elements past its first 64-byte boundary; returns that
+// boundary (per-thread scratch of the prompt kernels, so their vector loads never split a line).
+template <class E>
+E* grow_aligned(std::vector<E>& buf, size_t n) {
+  static_assert(64 % sizeof(E) == 0);
+  constexpr size_t kPad = 64 / sizeof(E);
+  if (buf.size() < n + kPad) buf.resize(n + kPad);
+  const auto at = reinterpret_cast<uintptr_t>(buf.data());
+  return buf.data() + (64 - at % 64) % 64 / sizeof(E);
+}
+
+// The sum of 32 signed int8 levels q, by sad on the biased bytes q ^ 0x80 (the integer dots
+// of this level and avx512's take a block's level sum for the offsets).
+__attribute__((target("avx2"))) inline int32_t biased_level_sum(__m256i u) {
+  const __m256i sad = _mm256_sad_epu8(u, _mm256_setzero_si256());
+  const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+  return static_cast<int32_t>(_mm_cvtsi128_si64(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h)))) -
+         32 * 128;
+}
+__attribute__((target("avx2"))) inline int32_t level_sum(__m256i q) {
+  return biased_level_sum(_mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80))));
+}
 
 void matmul_f32(const float* W, const float* X, float* Y, size_t rows, size_t cols, size_t T);
 void matmul_bf16(const unsigned short* W, const float* X, float* Y, size_t rows, size_t cols,

@@ -48,17 +48,6 @@ WKV_AVX512 inline __mmask16 tail_mask(size_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
 }
 
-// A vector grown (never shrunk) to n elements past its first 64-byte boundary; returns that
-// boundary.
-template <class E>
-E* grow_aligned(std::vector<E>& buf, size_t n) {
-  static_assert(64 % sizeof(E) == 0);
-  constexpr size_t kPad = 64 / sizeof(E);
-  if (buf.size() < n + kPad) buf.resize(n + kPad);
-  const auto at = reinterpret_cast<uintptr_t>(buf.data());
-  return buf.data() + (64 - at % 64) % 64 / sizeof(E);
-}
-
 // Lane i: i * s (the element offsets of a gather or scatter with stride s).
 WKV_AVX512 inline __m512i lane_stride(size_t s) {
   const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
@@ -183,7 +172,7 @@ constexpr size_t kKc = 256;
 WKV_AVX512 const float* pack_groups(const float* X, size_t T, size_t cols) {
   thread_local std::vector<float> buf;
   const size_t groups = (T + kGroup - 1) / kGroup;
-  float* xt = grow_aligned(buf, groups * cols * kGroup);
+  float* xt = avx2::grow_aligned(buf, groups * cols * kGroup);
   const __m512i idx = lane_stride(cols);
   for (size_t g = 0; g < groups; ++g)
     for (size_t v = 0; v < kGroup / 16; ++v) {
@@ -420,17 +409,9 @@ struct PlainRows {
 // ---- the token, quantized to int8 for the integer one-token dots ----
 // (The levels live in a grow_aligned buffer, so the dots' 64-byte loads never split a line.)
 
-// The sum of 32 signed levels given as unsigned bytes u = level + 128 (level ^ 0x80).
-WKV_AVX512 inline int32_t biased_level_sum(__m256i u) {
-  const __m256i sad = _mm256_sad_epu8(u, _mm256_setzero_si256());
-  const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
-  return static_cast<int32_t>(_mm_cvtsi128_si64(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h)))) -
-         32 * 128;
-}
 // The sum of 32 signed levels at p.
 WKV_AVX512 inline int32_t level_sum(const int8_t* p) {
-  return biased_level_sum(_mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
-                                           _mm256_set1_epi8(static_cast<char>(0x80))));
+  return avx2::level_sum(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
 // 32 values quantized as the AVX2 kernels do (d = amax / 127, rounded to nearest, saturated):
@@ -469,7 +450,7 @@ struct QuantX4 {
 template <class Q>
 WKV_AVX512 void quantize_x4(const float* x, size_t nb, QuantX4& out) {
   const size_t nq = (nb + 3) / 4;
-  out.q = grow_aligned(out.buf, nq * 128);
+  out.q = avx2::grow_aligned(out.buf, nq * 128);
   if (out.off.size() < nq * 16) {
     out.off.resize(nq * 16);
     out.dx.resize(nq * 16);
@@ -499,9 +480,7 @@ WKV_AVX512 void quantize_x4(const float* x, size_t nb, QuantX4& out) {
                        _mm_mullo_epi32(s, _mm_set1_epi32(Q::kOff)));
     }
     if constexpr (Q::kMin)  // the quantized sum, as for the levels: their errors cancel
-      out.sum[qd * 4 + k] =
-          d * static_cast<float>(biased_level_sum(_mm256_xor_si256(
-                  _mm256_set_m128i(hi, lo), _mm256_set1_epi8(static_cast<char>(0x80)))));
+      out.sum[qd * 4 + k] = d * static_cast<float>(avx2::level_sum(_mm256_set_m128i(hi, lo)));
   }
 }
 
@@ -578,7 +557,7 @@ struct QuantX8 {
 
 WKV_AVX512 void quantize_x8(const float* x, size_t nb, QuantX8& out) {
   const size_t np = (nb + 1) / 2;
-  out.q = grow_aligned(out.buf, np * 64);
+  out.q = avx2::grow_aligned(out.buf, np * 64);
   if (out.dx.size() < np * 16) out.dx.resize(np * 16);
   if (nb % 2) {
     std::memset(out.q + nb * 32, 0, 32);
@@ -612,7 +591,7 @@ struct QuantXK {
 
 template <bool kNibbleOrder>
 WKV_AVX512 void quantize_xk(const float* x, size_t nsb, QuantXK& out) {
-  out.q = grow_aligned(out.buf, nsb * 256);
+  out.q = avx2::grow_aligned(out.buf, nsb * 256);
   if (out.bsum.size() < nsb * 16) {
     out.bsum.resize(nsb * 16);
     out.bsum32.resize(nsb * 8);
@@ -899,9 +878,9 @@ WKV_AVX512 I8Tokens pack_q8(const float* X, size_t T, size_t cols) {
   thread_local std::vector<uint8_t> qbuf;
   thread_local std::vector<float> dbuf, sbuf;
   const size_t nb = cols / 32, groups = (T + 15) / 16;
-  uint8_t* q = grow_aligned(qbuf, groups * nb * 512);
-  float* d = grow_aligned(dbuf, groups * nb * 16);
-  float* ds = grow_aligned(sbuf, groups * nb * 16);
+  uint8_t* q = avx2::grow_aligned(qbuf, groups * nb * 512);
+  float* d = avx2::grow_aligned(dbuf, groups * nb * 16);
+  float* ds = avx2::grow_aligned(sbuf, groups * nb * 16);
   if (T % 16) {
     std::memset(q + (groups - 1) * nb * 512, 0, nb * 512);
     std::fill_n(d + (groups - 1) * nb * 16, nb * 16, 0.0f);
@@ -919,7 +898,7 @@ WKV_AVX512 I8Tokens pack_q8(const float* X, size_t T, size_t cols) {
       uint8_t* o = q + (grp * nb + b) * 512 + lane * 4;
       for (size_t g = 0; g < 8; ++g) std::memcpy(o + g * 64, u + g, 4);
       d[(grp * nb + b) * 16 + lane] = db;
-      ds[(grp * nb + b) * 16 + lane] = db * static_cast<float>(biased_level_sum(biased));
+      ds[(grp * nb + b) * 16 + lane] = db * static_cast<float>(avx2::biased_level_sum(biased));
     }
   }
   return {q, d, ds, nb};
@@ -1108,7 +1087,7 @@ WKV_AVX512_VNNI void rows_i8(DType t, const void* W, const I8Tokens& xt, float* 
   const bool q8 = t == DType::q8_0;
   const bool has_min = t == DType::q4_1 || t == DType::q5_1 || t == DType::q4_k || t == DType::q5_k;
   const size_t bs = q8 ? 34 : 32;  // bytes from one block's levels to the next's
-  int8_t* u = grow_aligned(unpacked, kI8Rows * cols);
+  int8_t* u = avx2::grow_aligned(unpacked, kI8Rows * cols);
   if (dws.size() < kI8Rows * nb) {
     dws.resize(kI8Rows * nb);
     mws.resize(kI8Rows * nb);
