@@ -2,6 +2,7 @@
 // dequantized weights, every SIMD table against the references (awkward shapes, T = 1..64),
 // and bit-identical results for any thread count.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -118,24 +119,29 @@ TEST(MatmulAllTypes, RowRangeWritesOnlyItsRows) {
 // groups change with the range, and a row's sum must not. (matmul() itself does not split
 // products this small across threads, so ThreadCountDoesNotChangeABit alone would miss it.)
 TEST(MatmulAllTypes, RowSplitDoesNotChangeABit) {
-  for (DType t : kAll) {
-    const size_t rows = 53, cols = dtype_info(t).block == 256 ? 256 : 96;
-    const auto W = encode(t, randn(rows * cols, 7), rows, cols);
-    for (const Table* tab :
-         {&ref_table(), avx2_table(), avx512_table(), avx512vnni_table(), amx_table()}) {
-      if (!tab) continue;
-      for (size_t T : {1u, 2u, 20u}) {
-        const auto x = randn(T * cols, 8);
-        std::vector<float> whole(T * rows), parts(T * rows);
-        tab->rows_for(t)(W.data(), x.data(), whole.data(), rows, cols, T, 0, rows);
-        const size_t cuts[] = {0, 5, 6, 19, 40, rows};
-        for (size_t k = 0; k + 1 < std::size(cuts); ++k)
-          tab->rows_for(t)(W.data(), x.data(), parts.data(), rows, cols, T, cuts[k], cuts[k + 1]);
-        EXPECT_EQ(std::memcmp(whole.data(), parts.data(), whole.size() * 4), 0)
-            << tab->name << " " << dtype_name(t) << " T=" << T;
+  // Two widths, so every grouping runs both the whole-quad loop and the tail of the 32-value
+  // block dots (96: a tail only; 416: three quads and a tail) and one and three super-blocks
+  // of the k-quant dots.
+  for (DType t : kAll)
+    for (const size_t cols : dtype_info(t).block == 256 ? std::array<size_t, 2>{256, 768}
+                                                        : std::array<size_t, 2>{96, 416}) {
+      const size_t rows = 53;
+      const auto W = encode(t, randn(rows * cols, 7), rows, cols);
+      for (const Table* tab :
+           {&ref_table(), avx2_table(), avx512_table(), avx512vnni_table(), amx_table()}) {
+        if (!tab) continue;
+        for (size_t T : {1u, 2u, 20u}) {
+          const auto x = randn(T * cols, 8);
+          std::vector<float> whole(T * rows), parts(T * rows);
+          tab->rows_for(t)(W.data(), x.data(), whole.data(), rows, cols, T, 0, rows);
+          const size_t cuts[] = {0, 5, 6, 19, 40, rows};
+          for (size_t k = 0; k + 1 < std::size(cuts); ++k)
+            tab->rows_for(t)(W.data(), x.data(), parts.data(), rows, cols, T, cuts[k], cuts[k + 1]);
+          EXPECT_EQ(std::memcmp(whole.data(), parts.data(), whole.size() * 4), 0)
+              << tab->name << " " << dtype_name(t) << " cols=" << cols << " T=" << T;
+        }
       }
     }
-  }
 }
 
 // x quantized to q8 per xb values as the integer kernels do (d = amax / 127 in fp32, each

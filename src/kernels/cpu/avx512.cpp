@@ -11,9 +11,10 @@
 // 768 x 128 tokens product at 1.2-1.3x OpenBLAS's sgemm, the 6 x 4 tiles at 0.75-0.8x (both
 // measured alternately in one process). T = 1 (generation): q4_0, q4_1, q5_0, q5_1 and the k-quants
 // q4_k, q5_k, q6_k have 512-bit one-token dots (they were bound by instructions at 256 bits);
-// f32, bf16, f16 and q8_0 have four-stream dots with software prefetch (bound by DRAM: they
-// keep more bytes in flight than the AVX2 ones, see one_token_plain); q2_k and q3_k go to the
-// AVX2 one-token kernels. The avx512vnni level (end of file) is this one with the q8_0 and
+// these and f32, bf16, f16 and q8_0 dot four far-apart rows in lock-step with software prefetch
+// (more bytes in flight than the AVX2 ones, see one_token_plain; for the quantized dots also
+// four independent chains, see rows4_dot_q45k); each row is still summed alone. q2_k and q3_k go to
+// the AVX2 one-token kernels. The avx512vnni level (end of file) is this one with the q8_0 and
 // 32-value block dots built with vpdpbusd (avx512_dots.inc), and, when set_prompt_q8 asks
 // for it, integer prompts for the 32-level block types (rows_i8). GCC 12's
 // AVX-512 headers initialise their "undefined" vectors from themselves (__Y = __Y), which
@@ -341,6 +342,13 @@ struct Dequant {
 // a bit.
 constexpr size_t kStreamAhead = 1024;
 constexpr size_t kStreams = 4;
+// A stream's next n bytes from p, kStreamAhead on, requested (the quantized dots prefetch each
+// block's lines as they reach it).
+template <size_t n>
+WKV_AVX512 inline void prefetch_ahead(const unsigned char* p) {
+  for (size_t b = 0; b < n; b += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(p + kStreamAhead + b), _MM_HINT_T0);
+}
 
 // Weights i..i+32 of a row as two fp32 vectors (in the order x is stored in, see kEvenOdd),
 // the lanes at and beyond n (< 32) zero.
@@ -727,11 +735,12 @@ WKV_AVX512 inline float row_dot_q45k(const unsigned char* w, const QuantXK& xq, 
   return _mm_cvtss_f32(_mm_add_ss(a2, _mm_shuffle_ps(a2, a2, 1)));
 }
 
-// Four consecutive rows (stride rb) at once, the same bits as row_dot_q45k for each: a row
-// alone left the core waiting on its chain (three super-blocks at 768 columns, then the
-// fold), ~110 cycles a row; four independent chains fill it.
+// Four rows w[0..4) at once, the same bits as row_dot_q45k for each: a row alone left the core
+// waiting on its chain (three super-blocks at 768 columns, then the fold), ~110 cycles a row;
+// four independent chains fill it. The rows are lockstep's four streams, each prefetched
+// kStreamAhead bytes ahead.
 template <bool k5>
-WKV_AVX512 inline __m128 rows4_dot_q45k(const unsigned char* w, size_t rb, const QuantXK& xq,
+WKV_AVX512 inline __m128 rows4_dot_q45k(const unsigned char* const* w, const QuantXK& xq,
                                         size_t nsb) {
   constexpr size_t kBytes = k5 ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
   __m512 acc[4];
@@ -740,9 +749,12 @@ WKV_AVX512 inline __m128 rows4_dot_q45k(const unsigned char* w, size_t rb, const
   for (int r = 0; r < 4; ++r) acc[r] = _mm512_setzero_ps(), accm[r] = _mm_setzero_ps();
   for (size_t b = 0; b < nsb; ++b)
 #pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r)
-      q45k_block<k5>(w + r * rb + b * kBytes, xq.q + b * 256, xq.bsum32.data() + 8 * b,
-                     xq.dpair.data() + 2 * b, acc[r], accm[r]);
+    for (int r = 0; r < 4; ++r) {
+      const unsigned char* p = w[r] + b * kBytes;
+      prefetch_ahead<kBytes>(p);
+      q45k_block<k5>(p, xq.q + b * 256, xq.bsum32.data() + 8 * b, xq.dpair.data() + 2 * b, acc[r],
+                     accm[r]);
+    }
   __m128 c0 = q45k_fold(acc[0], accm[0]), c1 = q45k_fold(acc[1], accm[1]),
          c2 = q45k_fold(acc[2], accm[2]), c3 = q45k_fold(acc[3], accm[3]);
   _MM_TRANSPOSE4_PS(c0, c1, c2, c3);  // now c_j lane r: lane j of row r's fold
@@ -752,82 +764,84 @@ WKV_AVX512 inline __m128 rows4_dot_q45k(const unsigned char* w, size_t rb, const
 // q6_k: per half of the super-block, one 64-byte load of ql gives groups 4h, 4h + 1 (low
 // nibbles) and 4h + 2, 4h + 3 (high nibbles); their two high bits come from the same 32 bytes
 // of qh, shifted per 256-bit half into bits 4-5. The offset 32 is applied through the 16-sums.
-// (Four rows at a time, as rows4_dot_q45k, measured no faster in L2 and 20 % slower from DRAM
-// for the 65536 x 768 head: its block already has enough independent work.)
-WKV_AVX512 inline float row_dot_q6k(const unsigned char* w, const QuantXK& xq, size_t nsb) {
-  constexpr size_t kBytes = sizeof(quant::BlockQ6_K);
+// One super-block w of a q6_k row: its scaled integer dot into acc, the offset term into accc.
+WKV_AVX512 __attribute__((always_inline)) inline void q6k_block(const unsigned char* w,
+                                                                const int8_t* qx,
+                                                                const int16_t* bsum, float dx,
+                                                                __m512& acc, __m256& accc) {
   static_assert(offsetof(quant::BlockQ6_K, ql) == 0 && offsetof(quant::BlockQ6_K, qh) == 128 &&
                 offsetof(quant::BlockQ6_K, scales) == 192 && offsetof(quant::BlockQ6_K, d) == 208);
   const __m512i low4 = _mm512_set1_epi8(0x0f), bits45 = _mm512_set1_epi8(0x30);
   // groups 4h + k take bits 2k, 2k + 1 of qh: k = 0, 1 shifted up by 4, 2; k = 2, 3 down by 0, 2
   const __m512i up = halves16(4, 2), down = halves16(0, 2);
-  __m512 acc = _mm512_setzero_ps();
-  __m256 accc = _mm256_setzero_ps();
-  for (size_t b = 0; b < nsb; ++b, w += kBytes) {
-    uint16_t d16;
-    std::memcpy(&d16, w + 208, 2);
-    const __m256i sc16 =
-        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)));
-    const __m512i scz = _mm512_castsi256_si512(sc16);
-    const int8_t* qx = xq.q + b * 256;
-    __m512i sumi = _mm512_setzero_si512();
+  uint16_t d16;
+  std::memcpy(&d16, w + 208, 2);
+  const __m256i sc16 =
+      _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)));
+  const __m512i scz = _mm512_castsi256_si512(sc16);
+  __m512i sumi = _mm512_setzero_si512();
 #pragma GCC unroll 2
-    for (int h = 0; h < 2; ++h) {
-      const __m512i l = _mm512_loadu_si512(w + 64 * h);
-      const __m512i qh = _mm512_broadcast_i64x4(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * h)));
-      const __m512i ua = _mm512_or_si512(_mm512_and_si512(l, low4),
-                                         _mm512_and_si512(_mm512_sllv_epi16(qh, up), bits45));
-      const __m512i ub = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), low4),
-                                         _mm512_and_si512(_mm512_srlv_epi16(qh, down), bits45));
-      // int16 lane i of group pair (4h, 4h + 1) is 16-part 8h + i / 8; of (4h + 2, 4h + 3) 8h + 4 +
-      // i / 8
-      const __m512i ia = _mm512_add_epi16(
-          _mm512_srli_epi16(
-              _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15,
-                               14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-              3),
-          _mm512_set1_epi16(static_cast<short>(8 * h)));
-      const __m512i ib = _mm512_add_epi16(ia, _mm512_set1_epi16(4));
-      // |pairs| <= 2 * 63 * 127, times |scale| <= 128, in pairs: within int32
-      sumi = scaled_dot64(sumi, ua, qx + 128 * h, _mm512_permutexvar_epi16(ia, scz));
-      sumi = scaled_dot64(sumi, ub, qx + 128 * h + 64, _mm512_permutexvar_epi16(ib, scz));
-    }
-    const float ddx = _cvtsh_ss(d16) * xq.dpair[2 * b];
-    const __m256i bs =
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.bsum.data() + 16 * b));
-    acc = _mm512_fmadd_ps(_mm512_set1_ps(ddx), _mm512_cvtepi32_ps(sumi), acc);
-    accc = _mm256_fmadd_ps(_mm256_set1_ps(32.0f * ddx),
-                           _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, sc16)), accc);
+  for (int h = 0; h < 2; ++h) {
+    const __m512i l = _mm512_loadu_si512(w + 64 * h);
+    const __m512i qh = _mm512_broadcast_i64x4(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * h)));
+    const __m512i ua = _mm512_or_si512(_mm512_and_si512(l, low4),
+                                       _mm512_and_si512(_mm512_sllv_epi16(qh, up), bits45));
+    const __m512i ub = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), low4),
+                                       _mm512_and_si512(_mm512_srlv_epi16(qh, down), bits45));
+    // int16 lane i of group pair (4h, 4h + 1) is 16-part 8h + i / 8; of (4h + 2, 4h + 3)
+    // 8h + 4 + i / 8
+    const __m512i ia =
+        _mm512_add_epi16(_mm512_srli_epi16(_mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22,
+                                                            21, 20, 19, 18, 17, 16, 15, 14, 13, 12,
+                                                            11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           3),
+                         _mm512_set1_epi16(static_cast<short>(8 * h)));
+    const __m512i ib = _mm512_add_epi16(ia, _mm512_set1_epi16(4));
+    // |pairs| <= 2 * 63 * 127, times |scale| <= 128, in pairs: within int32
+    sumi = scaled_dot64(sumi, ua, qx + 128 * h, _mm512_permutexvar_epi16(ia, scz));
+    sumi = scaled_dot64(sumi, ub, qx + 128 * h + 64, _mm512_permutexvar_epi16(ib, scz));
   }
+  const float ddx = _cvtsh_ss(d16) * dx;
+  const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsum));
+  acc = _mm512_fmadd_ps(_mm512_set1_ps(ddx), _mm512_cvtepi32_ps(sumi), acc);
+  accc = _mm256_fmadd_ps(_mm256_set1_ps(32.0f * ddx),
+                         _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, sc16)), accc);
+}
+
+// A q6_k row's accumulators summed, always in this order.
+WKV_AVX512 inline float q6k_sum(__m512 acc, __m256 accc) {
   const __m128 c4 = _mm_add_ps(_mm256_castps256_ps128(accc), _mm256_extractf128_ps(accc, 1));
   return _mm512_reduce_add_ps(acc) -
          _mm_cvtss_f32(_mm_hadd_ps(_mm_hadd_ps(c4, c4), _mm_hadd_ps(c4, c4)));
 }
 
-using DotK4 = __m128 (*)(const unsigned char*, size_t, const QuantXK&, size_t);
+WKV_AVX512 inline float row_dot_q6k(const unsigned char* w, const QuantXK& xq, size_t nsb) {
+  constexpr size_t kBytes = sizeof(quant::BlockQ6_K);
+  __m512 acc = _mm512_setzero_ps();
+  __m256 accc = _mm256_setzero_ps();
+  for (size_t b = 0; b < nsb; ++b)
+    q6k_block(w + b * kBytes, xq.q + b * 256, xq.bsum.data() + 16 * b, xq.dpair[2 * b], acc, accc);
+  return q6k_sum(acc, accc);
+}
 
-// Dot4, where not nullptr, dots four consecutive rows with the same bits as Dot.
-template <bool kNibbleOrder, float (*Dot)(const unsigned char*, const QuantXK&, size_t),
-          DotK4 Dot4 = nullptr>
-WKV_AVX512 void one_token_k(const void* W, const float* X, float* Y, size_t cols, size_t rb,
-                            size_t r0, size_t r1) {
-  const size_t nsb = cols / 256;
-  thread_local QuantXK xq;
-  quantize_xk<kNibbleOrder>(X, nsb, xq);
-  const auto* base = static_cast<const unsigned char*>(W);
-  // the AVX2 kernels' prefetch: without it the 65536 x 768 head (DRAM) ran 20 % slower
-  avx2::RowPrefetch pf{base + r0 * rb, base + r1 * rb};
-  size_t o = r0;
-  if constexpr (Dot4 != nullptr)
-    for (; o + 4 <= r1; o += 4) {
-      pf.upto(base + (o + 4) * rb);
-      _mm_storeu_ps(Y + o, Dot4(base + o * rb, rb, xq, nsb));
+// Four rows w[0..4) at once, the same bits as row_dot_q6k for each (as rows4_dot_q45k).
+WKV_AVX512 inline __m128 rows4_dot_q6k(const unsigned char* const* w, const QuantXK& xq,
+                                       size_t nsb) {
+  constexpr size_t kBytes = sizeof(quant::BlockQ6_K);
+  __m512 acc[4];
+  __m256 accc[4];
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r) acc[r] = _mm512_setzero_ps(), accc[r] = _mm256_setzero_ps();
+  for (size_t b = 0; b < nsb; ++b)
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      const unsigned char* p = w[r] + b * kBytes;
+      prefetch_ahead<kBytes>(p);
+      q6k_block(p, xq.q + b * 256, xq.bsum.data() + 16 * b, xq.dpair[2 * b], acc[r], accc[r]);
     }
-  for (; o < r1; ++o) {
-    pf.upto(base + (o + 1) * rb);
-    Y[o] = Dot(base + o * rb, xq, nsb);
-  }
+  return _mm_setr_ps(q6k_sum(acc[0], accc[0]), q6k_sum(acc[1], accc[1]), q6k_sum(acc[2], accc[2]),
+                     q6k_sum(acc[3], accc[3]));
 }
 
 // The q8_0 and 32-value block one-token dots, built twice: for the avx512 level and, with
@@ -846,6 +860,43 @@ namespace dots_vnni {
 #undef WKV_DOT_VNNI
 #undef WKV_DOT
 }  // namespace dots_vnni
+
+using DotK = float (*)(const unsigned char*, const QuantXK&, size_t);
+using DotK4 = __m128 (*)(const unsigned char* const*, const QuantXK&, size_t);
+
+// lockstep's rows: four at once by Dot4, the remainder by Dot.
+template <DotK Dot, DotK4 Dot4>
+struct KRows {
+  const QuantXK& xq;
+  size_t nsb;
+  template <size_t S>
+  WKV_AVX512 void rows(const unsigned char* const* w, float* out) const {
+    static_assert(kStreams == 4);
+    if constexpr (S == 4)
+      _mm_storeu_ps(out, Dot4(w, xq, nsb));
+    else
+      for (size_t s = 0; s < S; ++s) out[s] = Dot(w[s], xq, nsb);
+  }
+};
+
+// Dot4, where not nullptr, dots four rows with the same bits as Dot: then the rows run as
+// lockstep's four far-apart streams; else one row at a time, prefetched ahead.
+template <bool kNibbleOrder, DotK Dot, DotK4 Dot4 = nullptr>
+WKV_AVX512 void one_token_k(const void* W, const float* X, float* Y, size_t cols, size_t rb,
+                            size_t r0, size_t r1) {
+  const size_t nsb = cols / 256;
+  thread_local QuantXK xq;
+  quantize_xk<kNibbleOrder>(X, nsb, xq);
+  const auto* base = static_cast<const unsigned char*>(W);
+  if constexpr (Dot4 != nullptr)
+    return dots::lockstep(base, rb, Y, r0, r1, KRows<Dot, Dot4>{xq, nsb});
+  // the AVX2 kernels' prefetch: without it the 65536 x 768 head (DRAM) ran 20 % slower
+  avx2::RowPrefetch pf{base + r0 * rb, base + r1 * rb};
+  for (size_t o = r0; o < r1; ++o) {
+    pf.upto(base + (o + 1) * rb);
+    Y[o] = Dot(base + o * rb, xq, nsb);
+  }
+}
 
 // ---- prompts on VNNI: 32-level block weights against the tokens quantized to q8 ----
 // For q8_0, q4_0, q4_1, q5_0, q5_1, q4_k and q5_k (every weight dw level + mw per block of 32,
@@ -1176,7 +1227,7 @@ WKV_KROWS(q4_k, (one_token_k<true, row_dot_q45k<false>, rows4_dot_q45k<false>>(W
                                                                                r0, r1)))
 WKV_KROWS(q5_k,
           (one_token_k<true, row_dot_q45k<true>, rows4_dot_q45k<true>>(W, X, Y, cols, rb, r0, r1)))
-WKV_KROWS(q6_k, (one_token_k<false, row_dot_q6k>(W, X, Y, cols, rb, r0, r1)))
+WKV_KROWS(q6_k, (one_token_k<false, row_dot_q6k, rows4_dot_q6k>(W, X, Y, cols, rb, r0, r1)))
 #undef WKV_KROWS
 #undef WKV_QROWS
 #undef WKV_ROWS
