@@ -4,7 +4,6 @@
 
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -12,19 +11,6 @@
 #include "core/dtype.hpp"
 
 namespace wkv::kernels::avx2 {
-
-// Software prefetch for the one-token kernels (these and avx512's), which stream each weight
-// row once: keeps the lines kPrefetchAhead bytes beyond the end of the current row requested,
-// so the DRAM reads overlap the arithmetic (the hardware prefetcher alone left the quantized
-// kernels at compute + memory time, not the larger of the two).
-constexpr size_t kPrefetchAhead = 2048;
-struct RowPrefetch {
-  const unsigned char *next, *end;
-  void upto(const unsigned char* row_end) {
-    const unsigned char* want = std::min(end, row_end + kPrefetchAhead);
-    for (; next < want; next += 64) _mm_prefetch(reinterpret_cast<const char*>(next), _MM_HINT_T0);
-  }
-};
 
 // A vector grown (never shrunk) to n elements past its first 64-byte boundary; returns that
 // boundary (per-thread scratch of the prompt kernels, so their vector loads never split a line).
