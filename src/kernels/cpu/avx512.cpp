@@ -13,7 +13,7 @@
 // q4_k, q5_k, q6_k have 512-bit one-token dots (they were bound by instructions at 256 bits);
 // these and f32, bf16, f16 and q8_0 dot four far-apart rows in lock-step with software prefetch
 // (more bytes in flight than the AVX2 ones, see one_token_plain; for the quantized dots also
-// four independent chains, see rows4_dot_q45k); each row is still summed alone. q2_k and q3_k go to
+// four independent chains, see rows_k); each row is still summed alone. q2_k and q3_k go to
 // the AVX2 one-token kernels. The avx512vnni level (end of file) is this one with the q8_0 and
 // 32-value block dots built with vpdpbusd (avx512_dots.inc), and, when set_prompt_q8 asks
 // for it, integer prompts for the 32-level block types (rows_i8). GCC 12's
@@ -723,43 +723,24 @@ WKV_AVX512 inline __m128 q45k_fold(__m512 acc, __m128 accm) {
 // the token, 4 lanes) become one 8-lane vector, scaled by d dx (lanes 0-3) and -dmin dx (4-7).
 // (The scalar decoding and two separate tails ran q4_k at 8.4 GB/s in L2, no faster than AVX2.)
 template <bool k5>
-WKV_AVX512 inline float row_dot_q45k(const unsigned char* w, const QuantXK& xq, size_t nsb) {
-  constexpr size_t kBytes = k5 ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
-  __m512 acc = _mm512_setzero_ps();
-  __m128 accm = _mm_setzero_ps();
-  for (size_t b = 0; b < nsb; ++b)
-    q45k_block<k5>(w + b * kBytes, xq.q + b * 256, xq.bsum32.data() + 8 * b,
-                   xq.dpair.data() + 2 * b, acc, accm);
-  const __m128 c4 = q45k_fold(acc, accm);
-  const __m128 a2 = _mm_add_ps(c4, _mm_movehl_ps(c4, c4));
-  return _mm_cvtss_f32(_mm_add_ss(a2, _mm_shuffle_ps(a2, a2, 1)));
-}
-
-// Four rows w[0..4) at once, the same bits as row_dot_q45k for each: a row alone left the core
-// waiting on its chain (three super-blocks at 768 columns, then the fold), ~110 cycles a row;
-// four independent chains fill it. The rows are lockstep's four streams, each prefetched
-// kStreamAhead bytes ahead.
-template <bool k5>
-WKV_AVX512 inline __m128 rows4_dot_q45k(const unsigned char* const* w, const QuantXK& xq,
-                                        size_t nsb) {
-  constexpr size_t kBytes = k5 ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
-  __m512 acc[4];
-  __m128 accm[4];
-#pragma GCC unroll 4
-  for (int r = 0; r < 4; ++r) acc[r] = _mm512_setzero_ps(), accm[r] = _mm_setzero_ps();
-  for (size_t b = 0; b < nsb; ++b)
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
-      const unsigned char* p = w[r] + b * kBytes;
-      prefetch_ahead<kBytes>(p);
-      q45k_block<k5>(p, xq.q + b * 256, xq.bsum32.data() + 8 * b, xq.dpair.data() + 2 * b, acc[r],
-                     accm[r]);
-    }
-  __m128 c0 = q45k_fold(acc[0], accm[0]), c1 = q45k_fold(acc[1], accm[1]),
-         c2 = q45k_fold(acc[2], accm[2]), c3 = q45k_fold(acc[3], accm[3]);
-  _MM_TRANSPOSE4_PS(c0, c1, c2, c3);  // now c_j lane r: lane j of row r's fold
-  return _mm_add_ps(_mm_add_ps(c0, c2), _mm_add_ps(c1, c3));
-}
+struct KQ45 {
+  static constexpr size_t kBytes = k5 ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
+  struct Acc {
+    __m512 acc;
+    __m128 accm;
+  };
+  // super-block b of a row (at p) into a
+  WKV_AVX512 static void block(const unsigned char* p, const QuantXK& xq, size_t b, Acc& a) {
+    q45k_block<k5>(p, xq.q + b * 256, xq.bsum32.data() + 8 * b, xq.dpair.data() + 2 * b, a.acc,
+                   a.accm);
+  }
+  // the row's sum: (c0 + c2) + (c1 + c3) of its fold
+  WKV_AVX512 static float sum(const Acc& a) {
+    const __m128 c4 = q45k_fold(a.acc, a.accm);
+    const __m128 a2 = _mm_add_ps(c4, _mm_movehl_ps(c4, c4));
+    return _mm_cvtss_f32(_mm_add_ss(a2, _mm_shuffle_ps(a2, a2, 1)));
+  }
+};
 
 // q6_k: per half of the super-block, one 64-byte load of ql gives groups 4h, 4h + 1 (low
 // nibbles) and 4h + 2, 4h + 3 (high nibbles); their two high bits come from the same 32 bytes
@@ -816,32 +797,36 @@ WKV_AVX512 inline float q6k_sum(__m512 acc, __m256 accc) {
          _mm_cvtss_f32(_mm_hadd_ps(_mm_hadd_ps(c4, c4), _mm_hadd_ps(c4, c4)));
 }
 
-WKV_AVX512 inline float row_dot_q6k(const unsigned char* w, const QuantXK& xq, size_t nsb) {
-  constexpr size_t kBytes = sizeof(quant::BlockQ6_K);
-  __m512 acc = _mm512_setzero_ps();
-  __m256 accc = _mm256_setzero_ps();
-  for (size_t b = 0; b < nsb; ++b)
-    q6k_block(w + b * kBytes, xq.q + b * 256, xq.bsum.data() + 16 * b, xq.dpair[2 * b], acc, accc);
-  return q6k_sum(acc, accc);
-}
+struct KQ6 {
+  static constexpr size_t kBytes = sizeof(quant::BlockQ6_K);
+  struct Acc {
+    __m512 acc;
+    __m256 accc;
+  };
+  WKV_AVX512 static void block(const unsigned char* p, const QuantXK& xq, size_t b, Acc& a) {
+    q6k_block(p, xq.q + b * 256, xq.bsum.data() + 16 * b, xq.dpair[2 * b], a.acc, a.accc);
+  }
+  WKV_AVX512 static float sum(const Acc& a) { return q6k_sum(a.acc, a.accc); }
+};
 
-// Four rows w[0..4) at once, the same bits as row_dot_q6k for each (as rows4_dot_q45k).
-WKV_AVX512 inline __m128 rows4_dot_q6k(const unsigned char* const* w, const QuantXK& xq,
-                                       size_t nsb) {
-  constexpr size_t kBytes = sizeof(quant::BlockQ6_K);
-  __m512 acc[4];
-  __m256 accc[4];
-#pragma GCC unroll 4
-  for (int r = 0; r < 4; ++r) acc[r] = _mm512_setzero_ps(), accc[r] = _mm256_setzero_ps();
+// S rows w[0..S) of k-quant format K into out[0..S): their super-blocks interleaved one at a
+// time (S independent chains: a row alone left the core waiting on its chain, three
+// super-blocks at 768 columns then the fold, ~110 cycles a row), each stream's next block
+// prefetched kStreamAhead ahead, and each row summed by K::sum alone, so grouping rows never
+// changes a bit.
+template <class K, size_t S>
+WKV_AVX512 inline void rows_k(const unsigned char* const* w, const QuantXK& xq, size_t nsb,
+                              float* out) {
+  typename K::Acc a[S] = {};  // zeros
   for (size_t b = 0; b < nsb; ++b)
 #pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
-      const unsigned char* p = w[r] + b * kBytes;
-      prefetch_ahead<kBytes>(p);
-      q6k_block(p, xq.q + b * 256, xq.bsum.data() + 16 * b, xq.dpair[2 * b], acc[r], accc[r]);
+    for (size_t r = 0; r < S; ++r) {
+      const unsigned char* p = w[r] + b * K::kBytes;
+      prefetch_ahead<K::kBytes>(p);
+      K::block(p, xq, b, a[r]);
     }
-  return _mm_setr_ps(q6k_sum(acc[0], accc[0]), q6k_sum(acc[1], accc[1]), q6k_sum(acc[2], accc[2]),
-                     q6k_sum(acc[3], accc[3]));
+#pragma GCC unroll 4
+  for (size_t r = 0; r < S; ++r) out[r] = K::sum(a[r]);
 }
 
 // The q8_0 and 32-value block one-token dots, built twice: for the avx512 level and, with
@@ -861,33 +846,26 @@ namespace dots_vnni {
 #undef WKV_DOT
 }  // namespace dots_vnni
 
-using DotK = float (*)(const unsigned char*, const QuantXK&, size_t);
-using DotK4 = __m128 (*)(const unsigned char* const*, const QuantXK&, size_t);
-
-// lockstep's rows: four at once by Dot4, the remainder by Dot.
-template <DotK Dot, DotK4 Dot4>
+// lockstep's rows of format K.
+template <class K>
 struct KRows {
   const QuantXK& xq;
   size_t nsb;
   template <size_t S>
   WKV_AVX512 void rows(const unsigned char* const* w, float* out) const {
-    static_assert(kStreams == 4);
-    if constexpr (S == 4)
-      _mm_storeu_ps(out, Dot4(w, xq, nsb));
-    else
-      for (size_t s = 0; s < S; ++s) out[s] = Dot(w[s], xq, nsb);
+    rows_k<K, S>(w, xq, nsb, out);
   }
 };
 
-// Dot4 dots four rows with the same bits as Dot: the rows run as lockstep's four far-apart
-// streams (one prefetched stream, one row at a time, read DRAM 15-30 % slower).
-template <bool kNibbleOrder, DotK Dot, DotK4 Dot4>
+// Rows [r0, r1) as lockstep's four far-apart streams (one prefetched stream, one row at a
+// time, read DRAM 15-30 % slower).
+template <bool kNibbleOrder, class K>
 WKV_AVX512 void one_token_k(const void* W, const float* X, float* Y, size_t cols, size_t rb,
                             size_t r0, size_t r1) {
   const size_t nsb = cols / 256;
   thread_local QuantXK xq;
   quantize_xk<kNibbleOrder>(X, nsb, xq);
-  dots::lockstep(static_cast<const unsigned char*>(W), rb, Y, r0, r1, KRows<Dot, Dot4>{xq, nsb});
+  dots::lockstep(static_cast<const unsigned char*>(W), rb, Y, r0, r1, KRows<K>{xq, nsb});
 }
 
 // ---- prompts on VNNI: 32-level block weights against the tokens quantized to q8 ----
@@ -1215,11 +1193,9 @@ WKV_QROWS(q3_k)
 #define WKV_DOTS_ROWS(q) WKV_KROWS(q, dots::one_token_##q(W, X, Y, cols, r0, r1))
 WKV_VNNI_DOTS(WKV_DOTS_ROWS)
 #undef WKV_DOTS_ROWS
-WKV_KROWS(q4_k, (one_token_k<true, row_dot_q45k<false>, rows4_dot_q45k<false>>(W, X, Y, cols, rb,
-                                                                               r0, r1)))
-WKV_KROWS(q5_k,
-          (one_token_k<true, row_dot_q45k<true>, rows4_dot_q45k<true>>(W, X, Y, cols, rb, r0, r1)))
-WKV_KROWS(q6_k, (one_token_k<false, row_dot_q6k, rows4_dot_q6k>(W, X, Y, cols, rb, r0, r1)))
+WKV_KROWS(q4_k, (one_token_k<true, KQ45<false>>(W, X, Y, cols, rb, r0, r1)))
+WKV_KROWS(q5_k, (one_token_k<true, KQ45<true>>(W, X, Y, cols, rb, r0, r1)))
+WKV_KROWS(q6_k, (one_token_k<false, KQ6>(W, X, Y, cols, rb, r0, r1)))
 #undef WKV_KROWS
 #undef WKV_QROWS
 #undef WKV_ROWS
