@@ -654,55 +654,79 @@ WKV_AVX512 inline __m512i scaled_dot64(__m512i sumi, __m512i u, const int8_t* qx
   return _mm512_add_epi32(sumi, _mm512_madd_epi16(_mm512_maddubs_epi16(u, x), sc));
 }
 
-// One super-block w of a q4_k / q5_k row: its scaled integer dot into acc, its min term into
-// accm (qx, bsum32, dpair: the token's levels, 32-sums and [d, -d] of that super-block).
+// Super-block b of four q4_k / q5_k rows w[0..4) (qx, bsum32, dpair: the token's levels,
+// 32-sums and [d, -d] of that super-block): row r's scaled integer dot into acc[r], the four
+// rows' min terms into accm (lanes 4r..4r+3). The rows' headers are decoded together, one
+// 128-bit lane each (see KQ45).
 template <bool k5>
-WKV_AVX512 __attribute__((always_inline)) inline void q45k_block(const unsigned char* w,
-                                                                 const int8_t* qx,
-                                                                 const int16_t* bsum32,
-                                                                 const float* dpair, __m512& acc,
-                                                                 __m128& accm) {
+WKV_AVX512 __attribute__((always_inline)) inline void q45k_block4(const unsigned char* const* w,
+                                                                  const int8_t* qx,
+                                                                  const int16_t* bsum32,
+                                                                  const float* dpair, __m512* acc,
+                                                                  __m512& accm) {
   const __m512i low4 = _mm512_set1_epi8(0x0f), sixteen = _mm512_set1_epi8(16);
-  const __m128i m63 = _mm_set1_epi8(0x3f), m15 = _mm_set1_epi8(0x0f), m48 = _mm_set1_epi8(0x30);
-  const __m128i c_shift = _mm_setr_epi32(0, 0, 4, 0);  // c & 15 into word 1, c >> 4 into word 2
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
-  // words 1, 2: sc[0..3], m[0..3] and sc[4..7], m[4..7]
-  const __m128i lo = _mm_and_si128(v, m63);
-  const __m128i hi =
-      _mm_or_si128(_mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, 0xff), c_shift), m15),
-                   _mm_and_si128(_mm_srli_epi32(v, 2), m48));
-  // [m[0..3], m[4..7], sc[0..3], sc[4..7]]
-  const __m128i ms = _mm_blend_epi32(_mm_unpackhi_epi32(lo, hi), _mm_unpacklo_epi32(lo, hi), 0xc);
-  const __m512i msb = _mm512_broadcast_i32x4(ms);  // the 16 bytes in every 128-bit lane
-  const uint8_t* qs = w + (k5 ? 48 : 16);
-  __m512i qh;
-  if constexpr (k5)
-    qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16)));
-  __m512i sumi = _mm512_setzero_si512();
+  const __m512i m63 = _mm512_set1_epi8(0x3f), m48 = _mm512_set1_epi8(0x30);
+  const __m512i c_shift = _mm512_broadcast_i32x4(_mm_setr_epi32(0, 0, 4, 0));
+  __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[0])));
+  v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[1])), 1);
+  v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[2])), 2);
+  v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[3])), 3);
+  // per lane, words 1, 2: sc[0..3], m[0..3] and sc[4..7], m[4..7] (c & 15 into word 1,
+  // c >> 4 into word 2)
+  const __m512i lo = _mm512_and_si512(v, m63);
+  const __m512i hi = _mm512_or_si512(
+      _mm512_and_si512(_mm512_srlv_epi32(_mm512_shuffle_epi32(v, _MM_PERM_DDDD), c_shift), low4),
+      _mm512_and_si512(_mm512_srli_epi32(v, 2), m48));
+  // per lane [m[0..3], m[4..7], sc[0..3], sc[4..7]]
+  const __m512i ms =
+      _mm512_mask_blend_epi32(0xcccc, _mm512_unpackhi_epi32(lo, hi), _mm512_unpacklo_epi32(lo, hi));
+  // [d_r dx, -dmin_r dx] for r = 0..3 (d, dmin: each lane's first word)
+  const __m128i dd = _mm512_castsi512_si128(_mm512_permutexvar_epi32(
+      _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), v));
+  const __m512 ddm = _mm512_castps256_ps512(
+      _mm256_mul_ps(_mm256_cvtph_ps(dd),
+                    _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(dpair)))));
+  // lanes 4r..4r+3: m[2i] bsum32[2i] + m[2i+1] bsum32[2i+1] of row r (|lane| <= 2 * 63 * 4064:
+  // exact in fp32)
+  const __m512i m16 = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(
+      _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 0, 0, 0, 0), ms)));
+  const __m512i mins = _mm512_madd_epi16(
+      m16, _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bsum32))));
+  accm = _mm512_fmadd_ps(
+      _mm512_permutexvar_ps(_mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7), ddm),
+      _mm512_cvtepi32_ps(mins), accm);
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r) {
+    // row r's 16 bytes in every 128-bit lane
+    const __m512i msb = _mm512_permutexvar_epi32(
+        _mm512_add_epi32(_mm512_set1_epi32(4 * r),
+                         _mm512_broadcast_i32x4(_mm_setr_epi32(0, 1, 2, 3))),
+        ms);
+    const uint8_t* qs = w[r] + (k5 ? 48 : 16);
+    __m512i qh;
+    if constexpr (k5)
+      qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r] + 16)));
+    __m512i sumi = _mm512_setzero_si512();
 #pragma GCC unroll 2
-  for (int s = 0; s < 2; ++s) {
-    const __m512i raw = _mm512_loadu_si512(qs + 64 * s);
-    __m512i u0 = _mm512_and_si512(raw, low4);
-    __m512i u1 = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
-    if constexpr (k5) {
-      // the fifth bit of group g is bit g of qh
-      u0 = _mm512_mask_add_epi8(u0, _mm512_test_epi8_mask(qh, bit(4 * s, 4 * s + 2)), u0, sixteen);
-      u1 = _mm512_mask_add_epi8(u1, _mm512_test_epi8_mask(qh, bit(4 * s + 1, 4 * s + 3)), u1,
-                                sixteen);
+    for (int s = 0; s < 2; ++s) {
+      const __m512i raw = _mm512_loadu_si512(qs + 64 * s);
+      __m512i u0 = _mm512_and_si512(raw, low4);
+      __m512i u1 = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+      if constexpr (k5) {
+        // the fifth bit of group g is bit g of qh
+        u0 =
+            _mm512_mask_add_epi8(u0, _mm512_test_epi8_mask(qh, bit(4 * s, 4 * s + 2)), u0, sixteen);
+        u1 = _mm512_mask_add_epi8(u1, _mm512_test_epi8_mask(qh, bit(4 * s + 1, 4 * s + 3)), u1,
+                                  sixteen);
+      }
+      const int g = 8 + 4 * s;  // scale j is byte 8 + j
+      sumi = scaled_dot64(sumi, u0, qx + 128 * s, _mm512_shuffle_epi8(msb, byte_halves(g, g + 2)));
+      sumi = scaled_dot64(sumi, u1, qx + 128 * s + 64,
+                          _mm512_shuffle_epi8(msb, byte_halves(g + 1, g + 3)));
     }
-    const int g = 8 + 4 * s;  // scale j is byte 8 + j
-    sumi = scaled_dot64(sumi, u0, qx + 128 * s, _mm512_shuffle_epi8(msb, byte_halves(g, g + 2)));
-    sumi = scaled_dot64(sumi, u1, qx + 128 * s + 64,
-                        _mm512_shuffle_epi8(msb, byte_halves(g + 1, g + 3)));
+    acc[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_set1_epi32(2 * r), ddm),
+                             _mm512_cvtepi32_ps(sumi), acc[r]);
   }
-  // lanes 0-3: m[2i] bsum32[2i] + m[2i+1] bsum32[2i+1] (|lane| <= 2 * 63 * 4064: exact in fp32)
-  const __m128i mins = _mm_madd_epi16(_mm_cvtepu8_epi16(ms),
-                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(bsum32)));
-  // [d dx, -dmin dx] (d, dmin are v's first word)
-  const __m128 ddm = _mm_mul_ps(_mm_cvtph_ps(v),
-                                _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(dpair))));
-  acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(ddm), _mm512_cvtepi32_ps(sumi), acc);
-  accm = _mm_fmadd_ps(_mm_shuffle_ps(ddm, ddm, 0x55), _mm_cvtepi32_ps(mins), accm);
 }
 
 // A row's accumulators folded to 4 lanes, always in this order; its sum is then
@@ -714,31 +738,41 @@ WKV_AVX512 inline __m128 q45k_fold(__m512 acc, __m128 accm) {
   return _mm_add_ps(a4, b4);
 }
 
-// q4_k / q5_k: two 64-byte steps per super-block. The block's first 16 bytes (d, dmin and
-// the 12 packed bytes of scales and mins) are decoded in one vector: as 32-bit words
-// [d|dmin, a, b, c], sc[0..3] = a & 63, m[0..3] = b & 63, sc[4..7] = (c & 15) | (a >> 6) << 4,
-// m[4..7] = (c >> 4) | (b >> 6) << 4 (quant::scale_min_k4), widened to 16 int16 lanes
-// m[0..7], sc[0..7]; a step's scales are picked per 256-bit half by one vpshufb. The
-// super-block's integer dot (folded to 4 lanes) and its min term (the mins times the 32-sums of
-// the token, 4 lanes) become one 8-lane vector, scaled by d dx (lanes 0-3) and -dmin dx (4-7).
-// (The scalar decoding and two separate tails ran q4_k at 8.4 GB/s in L2, no faster than AVX2.)
+// q4_k / q5_k, four rows at a time (rows_k): two 64-byte steps per super-block and row. A
+// block's first 16 bytes (d, dmin and the 12 packed bytes of scales and mins) are decoded in
+// one 128-bit lane: as 32-bit words [d|dmin, a, b, c], sc[0..3] = a & 63, m[0..3] = b & 63,
+// sc[4..7] = (c & 15) | (a >> 6) << 4, m[4..7] = (c >> 4) | (b >> 6) << 4
+// (quant::scale_min_k4), as 16 bytes m[0..7], sc[0..7]; a step's scales are picked per
+// 256-bit half by one vpshufb. The four rows' headers share one zmm, so the decoding, the
+// fp16 scales and the min terms (the mins times the 32-sums of the token) cost one set of
+// instructions per four rows: a row's own decoding was about half of its ~42 vector uops per
+// super-block, which AVX-512 issues on two ports (768 x 768 in L1 ~40 -> ~32 cycles a
+// super-block; 65536 x 768 from DRAM 7.6 -> 9.4 GB/s). Each row's integer dot is scaled by
+// d dx and its min term (4 lanes) by -dmin dx, and the row is summed as it was alone (the
+// same operations per lane). (The scalar decoding and two separate tails ran q4_k at
+// 8.4 GB/s in L2, no faster than AVX2.)
 template <bool k5>
 struct KQ45 {
   static constexpr size_t kBytes = k5 ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
   struct Acc {
-    __m512 acc;
-    __m128 accm;
+    __m512 acc[4];
+    __m512 accm;  // row r's min terms in lanes 4r..4r+3
   };
-  // super-block b of a row (at p) into a
-  WKV_AVX512 static void block(const unsigned char* p, const QuantXK& xq, size_t b, Acc& a) {
-    q45k_block<k5>(p, xq.q + b * 256, xq.bsum32.data() + 8 * b, xq.dpair.data() + 2 * b, a.acc,
-                   a.accm);
+  // super-block b of four rows (at p[0..4)) into a
+  WKV_AVX512 static void block(const unsigned char* const* p, const QuantXK& xq, size_t b, Acc& a) {
+    q45k_block4<k5>(p, xq.q + b * 256, xq.bsum32.data() + 8 * b, xq.dpair.data() + 2 * b, a.acc,
+                    a.accm);
   }
-  // the row's sum: (c0 + c2) + (c1 + c3) of its fold
-  WKV_AVX512 static float sum(const Acc& a) {
-    const __m128 c4 = q45k_fold(a.acc, a.accm);
-    const __m128 a2 = _mm_add_ps(c4, _mm_movehl_ps(c4, c4));
-    return _mm_cvtss_f32(_mm_add_ss(a2, _mm_shuffle_ps(a2, a2, 1)));
+  // each row's sum: (c0 + c2) + (c1 + c3) of its fold
+  WKV_AVX512 static void sum(const Acc& a, float* out) {
+    const __m128 m[4] = {_mm512_castps512_ps128(a.accm), _mm512_extractf32x4_ps(a.accm, 1),
+                         _mm512_extractf32x4_ps(a.accm, 2), _mm512_extractf32x4_ps(a.accm, 3)};
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      const __m128 c4 = q45k_fold(a.acc[r], m[r]);
+      const __m128 a2 = _mm_add_ps(c4, _mm_movehl_ps(c4, c4));
+      out[r] = _mm_cvtss_f32(_mm_add_ss(a2, _mm_shuffle_ps(a2, a2, 1)));
+    }
   }
 };
 
@@ -797,36 +831,44 @@ WKV_AVX512 inline float q6k_sum(__m512 acc, __m256 accc) {
          _mm_cvtss_f32(_mm_hadd_ps(_mm_hadd_ps(c4, c4), _mm_hadd_ps(c4, c4)));
 }
 
+// q6_k four rows at a time (rows_k), each row's super-block on its own.
 struct KQ6 {
   static constexpr size_t kBytes = sizeof(quant::BlockQ6_K);
   struct Acc {
-    __m512 acc;
-    __m256 accc;
+    __m512 acc[4];
+    __m256 accc[4];
   };
-  WKV_AVX512 static void block(const unsigned char* p, const QuantXK& xq, size_t b, Acc& a) {
-    q6k_block(p, xq.q + b * 256, xq.bsum.data() + 16 * b, xq.dpair[2 * b], a.acc, a.accc);
+  WKV_AVX512 static void block(const unsigned char* const* p, const QuantXK& xq, size_t b, Acc& a) {
+#pragma GCC unroll 4
+    for (size_t r = 0; r < 4; ++r)
+      q6k_block(p[r], xq.q + b * 256, xq.bsum.data() + 16 * b, xq.dpair[2 * b], a.acc[r],
+                a.accc[r]);
   }
-  WKV_AVX512 static float sum(const Acc& a) { return q6k_sum(a.acc, a.accc); }
+  WKV_AVX512 static void sum(const Acc& a, float* out) {
+#pragma GCC unroll 4
+    for (size_t r = 0; r < 4; ++r) out[r] = q6k_sum(a.acc[r], a.accc[r]);
+  }
 };
 
-// S rows w[0..S) of k-quant format K into out[0..S): their super-blocks interleaved one at a
-// time (S independent chains: a row alone left the core waiting on its chain, three
-// super-blocks at 768 columns then the fold, ~110 cycles a row), each stream's next block
-// prefetched kStreamAhead ahead, and each row summed by K::sum alone, so grouping rows never
-// changes a bit.
-template <class K, size_t S>
+// Four rows w[0..4) of k-quant format K into out[0..4): their super-blocks one at a time (four
+// independent chains: a row alone left the core waiting on its chain, three super-blocks at
+// 768 columns then the fold, ~110 cycles a row), each stream's next block prefetched
+// kStreamAhead ahead, and each row summed by K::sum as it would be alone (one row runs as
+// four copies of itself, see KRows), so grouping rows never changes a bit.
+template <class K>
 WKV_AVX512 inline void rows_k(const unsigned char* const* w, const QuantXK& xq, size_t nsb,
                               float* out) {
-  typename K::Acc a[S] = {};  // zeros
-  for (size_t b = 0; b < nsb; ++b)
+  typename K::Acc a = {};  // zeros
+  for (size_t b = 0; b < nsb; ++b) {
+    const unsigned char* p[4];
 #pragma GCC unroll 4
-    for (size_t r = 0; r < S; ++r) {
-      const unsigned char* p = w[r] + b * K::kBytes;
-      prefetch_ahead<K::kBytes>(p);
-      K::block(p, xq, b, a[r]);
+    for (size_t r = 0; r < 4; ++r) {
+      p[r] = w[r] + b * K::kBytes;
+      prefetch_ahead<K::kBytes>(p[r]);
     }
-#pragma GCC unroll 4
-  for (size_t r = 0; r < S; ++r) out[r] = K::sum(a[r]);
+    K::block(p, xq, b, a);
+  }
+  K::sum(a, out);
 }
 
 // The q8_0 and 32-value block one-token dots, built twice: for the avx512 level and, with
@@ -853,7 +895,15 @@ struct KRows {
   size_t nsb;
   template <size_t S>
   WKV_AVX512 void rows(const unsigned char* const* w, float* out) const {
-    rows_k<K, S>(w, xq, nsb, out);
+    static_assert(S == 1 || S == 4);
+    if constexpr (S == 4) {
+      rows_k<K>(w, xq, nsb, out);
+    } else {  // one row: the four-row dot of it four times
+      const unsigned char* w4[4] = {w[0], w[0], w[0], w[0]};
+      float out4[4];
+      rows_k<K>(w4, xq, nsb, out4);
+      out[0] = out4[0];
+    }
   }
 };
 
