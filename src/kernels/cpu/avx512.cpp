@@ -746,8 +746,8 @@ WKV_AVX512 inline __m128 q45k_fold(__m512 acc, __m128 accm) {
 // 256-bit half by one vpshufb. The four rows' headers share one zmm, so the decoding, the
 // fp16 scales and the min terms (the mins times the 32-sums of the token) cost one set of
 // instructions per four rows: a row's own decoding was about half of its ~42 vector uops per
-// super-block, which AVX-512 issues on two ports (768 x 768 in L1 ~40 -> ~32 cycles a
-// super-block; 65536 x 768 from DRAM 7.6 -> 9.4 GB/s). Each row's integer dot is scaled by
+// super-block, which AVX-512 issues on two ports (a copy of the loop on 64 x 768 in L1: ~40
+// -> ~32 cycles a super-block; 65536 x 768 from DRAM 7.6 -> 8.9 GB/s). Each row's dot is scaled by
 // d dx and its min term (4 lanes) by -dmin dx, and the row is summed as it was alone (the
 // same operations per lane). (The scalar decoding and two separate tails ran q4_k at
 // 8.4 GB/s in L2, no faster than AVX2.)
