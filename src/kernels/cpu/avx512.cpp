@@ -753,6 +753,7 @@ WKV_AVX512 inline __m128 q45k_fold(__m512 acc, __m128 accm) {
 // 8.4 GB/s in L2, no faster than AVX2.)
 template <bool k5>
 struct KQ45 {
+  static_assert(kStreams == 4, "one 128-bit lane of a zmm per stream's header");
   static constexpr size_t kBytes = k5 ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
   struct Acc {
     __m512 acc[4];
@@ -835,34 +836,34 @@ WKV_AVX512 inline float q6k_sum(__m512 acc, __m256 accc) {
 struct KQ6 {
   static constexpr size_t kBytes = sizeof(quant::BlockQ6_K);
   struct Acc {
-    __m512 acc[4];
-    __m256 accc[4];
+    __m512 acc[kStreams];
+    __m256 accc[kStreams];
   };
   WKV_AVX512 static void block(const unsigned char* const* p, const QuantXK& xq, size_t b, Acc& a) {
 #pragma GCC unroll 4
-    for (size_t r = 0; r < 4; ++r)
+    for (size_t r = 0; r < kStreams; ++r)
       q6k_block(p[r], xq.q + b * 256, xq.bsum.data() + 16 * b, xq.dpair[2 * b], a.acc[r],
                 a.accc[r]);
   }
   WKV_AVX512 static void sum(const Acc& a, float* out) {
 #pragma GCC unroll 4
-    for (size_t r = 0; r < 4; ++r) out[r] = q6k_sum(a.acc[r], a.accc[r]);
+    for (size_t r = 0; r < kStreams; ++r) out[r] = q6k_sum(a.acc[r], a.accc[r]);
   }
 };
 
-// Four rows w[0..4) of k-quant format K into out[0..4): their super-blocks one at a time (four
-// independent chains: a row alone left the core waiting on its chain, three super-blocks at
+// kStreams rows w[0..kStreams) of k-quant format K into out: their super-blocks one at a time
+// (independent chains: a row alone left the core waiting on its chain, three super-blocks at
 // 768 columns then the fold, ~110 cycles a row), each stream's next block prefetched
 // kStreamAhead ahead, and each row summed by K::sum as it would be alone (one row runs as
-// four copies of itself, see KRows), so grouping rows never changes a bit.
+// kStreams copies of itself, see KRows), so grouping rows never changes a bit.
 template <class K>
 WKV_AVX512 inline void rows_k(const unsigned char* const* w, const QuantXK& xq, size_t nsb,
                               float* out) {
   typename K::Acc a = {};  // zeros
   for (size_t b = 0; b < nsb; ++b) {
-    const unsigned char* p[4];
+    const unsigned char* p[kStreams];
 #pragma GCC unroll 4
-    for (size_t r = 0; r < 4; ++r) {
+    for (size_t r = 0; r < kStreams; ++r) {
       p[r] = w[r] + b * K::kBytes;
       prefetch_ahead<K::kBytes>(p[r]);
     }
@@ -895,14 +896,15 @@ struct KRows {
   size_t nsb;
   template <size_t S>
   WKV_AVX512 void rows(const unsigned char* const* w, float* out) const {
-    static_assert(S == 1 || S == 4);
-    if constexpr (S == 4) {
+    static_assert(S == 1 || S == kStreams);
+    if constexpr (S == kStreams) {
       rows_k<K>(w, xq, nsb, out);
-    } else {  // one row: the four-row dot of it four times
-      const unsigned char* w4[4] = {w[0], w[0], w[0], w[0]};
-      float out4[4];
-      rows_k<K>(w4, xq, nsb, out4);
-      out[0] = out4[0];
+    } else {  // one row: the kStreams-row dot of kStreams copies of it
+      const unsigned char* wn[kStreams];
+      float outn[kStreams];
+      std::fill_n(wn, kStreams, w[0]);
+      rows_k<K>(wn, xq, nsb, outn);
+      out[0] = outn[0];
     }
   }
 };
