@@ -40,7 +40,7 @@ struct Table {
       rows_q2_k, rows_q3_k, rows_q4_k, rows_q5_k, rows_q6_k;
   Wkv7Step wkv7_step;
   Wkv5Step wkv5_step;
-  Elementwise exp_f32, sigmoid_f32;
+  Elementwise exp_f32, sigmoid_f32, relu_sq_f32;
   const char* name;  // "ref", "avx2", "avx512", "amx"
   // Optional two-step form for products over at least packed_min_t tokens: X converted once
   // per product by pack_x (into the calling thread's buffer, read by all threads of that
@@ -112,6 +112,7 @@ void wkv5_step(float* S, const float* r, const float* w, const float* u, const f
                const float* v, float* y, size_t H, size_t N);
 void exp_f32(const float* x, float* y, size_t n);
 void sigmoid_f32(const float* x, float* y, size_t n);
+void relu_sq_f32(const float* x, float* y, size_t n);
 }  // namespace ref
 
 // y = (x - mean) / sqrt(var + eps) * w + b over n channels (biased variance, as torch).
@@ -121,6 +122,10 @@ void layer_norm(const float* x, const float* w, const float* b, float* y, size_t
 // NaN as std::exp); the sigmoid is 1 / (1 + that exp).
 void exp_f32(const float* x, float* y, size_t n);
 void sigmoid_f32(const float* x, float* y, size_t n);
+// y = max(x, 0)^2 over n floats (y may be x), through the dispatch table; the same bits at
+// every level (NaN stays NaN). The channel mix's activation: a plain loop of std::max compiles
+// to a branch per value (GCC keeps the comparison's FP exception), mispredicted on half of them.
+void relu_sq_f32(const float* x, float* y, size_t n);
 // GroupNorm with H groups of N channels each, per-channel affine w, b.
 void group_norm(const float* x, const float* w, const float* b, float* y, size_t H, size_t N,
                 float eps);

@@ -177,10 +177,8 @@ void ChannelMix::forward(float* x, size_t T, float* prev, FfnScratch& w) const {
   matmul(Wr, w.xr.data(), w.r.data(), T);
   matmul(Wk, w.xk.data(), w.hid.data(), T);
   for_rows(T, [&](size_t t0, size_t t1) {
-    for (size_t i = t0 * F; i < t1 * F; ++i) {
-      const float h = std::max(w.hid[i], 0.0f);
-      w.hid[i] = h * h;
-    }
+    float* h = w.hid.data() + t0 * F;
+    kernels::relu_sq_f32(h, h, (t1 - t0) * F);
   });
   matmul(Wv, w.hid.data(), w.out.data(), T);
   for_rows(T, [&](size_t t0, size_t t1) {

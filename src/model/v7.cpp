@@ -465,10 +465,8 @@ void ModelV7::channel_mix(const Layer& L, int li, size_t T, const std::vector<Se
                 C * sizeof(float));
   matmul(L.ffn_k, W.xk.data(), W.ffn.data(), T);
   for_rows(T, [&](size_t t0, size_t t1) {
-    for (size_t i = t0 * F; i < t1 * F; ++i) {
-      const float h = std::max(W.ffn[i], 0.0f);
-      W.ffn[i] = h * h;
-    }
+    float* h = W.ffn.data() + t0 * F;
+    kernels::relu_sq_f32(h, h, (t1 - t0) * F);
   });
   matmul(L.ffn_v, W.ffn.data(), W.lo.data(), T);
   for (size_t i = 0; i < T * C; ++i) W.x[i] += W.lo[i];

@@ -3,7 +3,9 @@
 // and bit-identical results for any thread count.
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
@@ -391,6 +393,38 @@ TEST(Elementwise, ExpAndSigmoidMatchStd) {
         EXPECT_EQ(a[i], i < n ? e[1000 + i] : x[1000 + i]) << t->name << " exp n=" << n;
         EXPECT_EQ(b[i], i < n ? s[1000 + i] : x[1000 + i]) << t->name << " sigmoid n=" << n;
       }
+    }
+  }
+}
+
+// relu^2 of every table: the same bits as max(x, 0)^2 in scalar code (NaN stays NaN, -0 and
+// negatives give +0, overflow gives inf) for every length 0..40 in place and out of place,
+// nothing past n written.
+TEST(Elementwise, ReluSquaredMatchesScalar) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x = {0.0f,   -0.0f, 1.5f, -1.5f, 1e-30f, -1e-30f, 2e19f, -2e19f,
+                          1e-45f, inf,   -inf, 3.0f,  -7.25f, 0.5f,    1e19f, -3e-3f};
+  for (int i = 0; i < 40; ++i) x.push_back(static_cast<float>((i * 37) % 23) - 11.3f);
+  x.push_back(std::numeric_limits<float>::quiet_NaN());
+  std::vector<const Table*> tables = simd_tables();
+  tables.push_back(&ref_table());
+  for (const Table* t : tables) {
+    std::vector<float> y(x.size(), -1.0f);
+    t->relu_sq_f32(x.data(), y.data(), x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float h = x[i] > 0.0f ? x[i] : 0.0f;
+      if (std::isnan(x[i]))
+        EXPECT_TRUE(std::isnan(y[i])) << t->name << " relu_sq(NaN) = " << y[i];
+      else
+        EXPECT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(h * h))
+            << t->name << " relu_sq(" << x[i] << ") = " << y[i];
+    }
+    for (size_t n = 0; n <= 40; ++n) {
+      std::vector<float> a(x.begin(), x.begin() + 48);
+      t->relu_sq_f32(a.data(), a.data(), n);
+      for (size_t i = 0; i < 48; ++i)
+        EXPECT_EQ(std::bit_cast<uint32_t>(a[i]), std::bit_cast<uint32_t>(i < n ? y[i] : x[i]))
+            << t->name << " relu_sq n=" << n << " i=" << i;
     }
   }
 }

@@ -1433,7 +1433,16 @@ struct Sigmoid8 {
 };
 
 WKV_AVX2 void exp_f32(const float* x, float* y, size_t n) { map8(x, y, n, Exp8{}); }
+// max_ps(0, x) is x when x is NaN (its second operand), as std::max(x, 0.0f).
+struct ReluSq8 {
+  WKV_AVX2 __m256 operator()(__m256 x) const {
+    const __m256 h = _mm256_max_ps(_mm256_setzero_ps(), x);
+    return _mm256_mul_ps(h, h);
+  }
+};
+
 WKV_AVX2 void sigmoid_f32(const float* x, float* y, size_t n) { map8(x, y, n, Sigmoid8{}); }
+WKV_AVX2 void relu_sq_f32(const float* x, float* y, size_t n) { map8(x, y, n, ReluSq8{}); }
 
 WKV_AVX2 void wkv5_step(float* S, const float* r, const float* w, const float* u, const float* k,
                         const float* v, float* y, size_t H, size_t N) {

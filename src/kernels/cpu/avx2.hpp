@@ -70,5 +70,6 @@ void wkv5_step(float* S, const float* r, const float* w, const float* u, const f
                const float* v, float* y, size_t H, size_t N);
 void exp_f32(const float* x, float* y, size_t n);
 void sigmoid_f32(const float* x, float* y, size_t n);
+void relu_sq_f32(const float* x, float* y, size_t n);
 
 }  // namespace wkv::kernels::avx2

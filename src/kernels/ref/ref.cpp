@@ -201,6 +201,12 @@ void exp_f32(const float* x, float* y, size_t n) {
 void sigmoid_f32(const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + std::exp(-x[i]));
 }
+void relu_sq_f32(const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const float h = std::max(x[i], 0.0f);
+    y[i] = h * h;
+  }
+}
 
 }  // namespace ref
 
