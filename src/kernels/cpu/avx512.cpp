@@ -308,6 +308,10 @@ WKV_AVX512 void rows_converted(Convert convert, const void* W, size_t rb, const 
   rows_blocked(
       [&](size_t o, size_t n) {
         for (size_t r = 0; r < n; ++r) convert(base + (o + r) * rb, b + r * cols, cols);
+        // the next block's rows, requested while this one's tiles run
+        const size_t e = std::min(r1, o + n + kRowBlock) * rb;
+        for (size_t at = (o + n) * rb; at < e; at += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(base + at), _MM_HINT_T0);
         return static_cast<const float*>(b);
       },
       cols, X, Y, rows, cols, T, r0, r1, xt);
