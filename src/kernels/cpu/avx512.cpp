@@ -29,6 +29,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -530,48 +531,67 @@ WKV_AVX512 void quantize_x4(const float* x, size_t nb, QuantX4& out) {
   }
 }
 
-// Four fp16 values at p, p + stride, .. (those of blocks beyond n are 0) as 4 floats.
-template <size_t kStride>
-WKV_AVX512 inline __m128 halves4(const unsigned char* p, size_t n) {
-  uint64_t h = 0;
-  for (size_t k = 0; k < 4; ++k) {
-    if (k >= n) break;
-    uint16_t v;
-    std::memcpy(&v, p + k * kStride, 2);
-    h |= uint64_t{v} << (16 * k);
-  }
-  return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(h)));
-}
-
-WKV_AVX512 inline __m128i load16(const unsigned char* p) {
-  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-}
-
-// The levels of blocks w, w + Q::kBytes, .. (n of them, 1..4) split as the token quad is.
+// A quad of 32-value blocks (n of them, 1..4) as two vectors of words: a = its bytes [0, 64),
+// b = [64, n kBytes) (masked loads: nothing past block n - 1 is read, those words are zero).
+// The block sizes (18, 20, 22, 24) and field offsets are even, so every field of the four
+// blocks is one word permutation (vpermt2w) of a and b. This replaced a load and insert per
+// block's levels and a scalar gather of the fp16 scales (four loads, shifts and ors per quad),
+// which left the q4_0 dot bound by instructions on the AMD EPYC (Zen 5).
 template <class Q>
-WKV_AVX512 inline void levels4(const unsigned char* w, size_t n, __m512i& lo, __m512i& hi) {
-  const unsigned char* qs = w + Q::kQs;
-  __m512i raw = _mm512_castsi128_si512(load16(qs));
-  if (n > 1) raw = _mm512_inserti32x4(raw, load16(qs + Q::kBytes), 1);
-  if (n > 2) raw = _mm512_inserti32x4(raw, load16(qs + 2 * Q::kBytes), 2);
-  if (n > 3) raw = _mm512_inserti32x4(raw, load16(qs + 3 * Q::kBytes), 3);
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
-  lo = _mm512_and_si512(raw, low4);
-  hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
-  if constexpr (Q::kQh >= 0) {
-    // the fifth bits: bit j of qh is element j's, bits 16..31 those of the high nibbles
-    uint64_t ml = 0, mh = 0;
-    for (size_t k = 0; k < n; ++k) {
-      uint32_t qh;
-      std::memcpy(&qh, w + k * Q::kBytes + Q::kQh, 4);
-      ml |= uint64_t{qh & 0xffffu} << (16 * k);
-      mh |= uint64_t{qh >> 16} << (16 * k);
+struct QuadWords {
+  // Word indices into (a, b): lane k's 8 words = block k's 16 levels (idx_qs); words 4k..4k+3
+  // = block k's d (idx_d); word k = block k's m (idx_m) or low / high half of its fifth bits
+  // (idx_qh, idx_qh + 32).
+  static constexpr auto kIdx = [] {
+    std::array<uint16_t, 128> a{};
+    for (size_t k = 0; k < 4; ++k) {
+      for (size_t j = 0; j < 8; ++j)
+        a[8 * k + j] = static_cast<uint16_t>((k * Q::kBytes + Q::kQs) / 2 + j);
+      for (size_t j = 0; j < 4; ++j) a[32 + 4 * k + j] = static_cast<uint16_t>(k * Q::kBytes / 2);
+      a[64 + k] = static_cast<uint16_t>((k * Q::kBytes + 2) / 2);
+      if constexpr (Q::kQh >= 0) {
+        a[96 + k] = static_cast<uint16_t>((k * Q::kBytes + Q::kQh) / 2);
+        a[100 + k] = static_cast<uint16_t>((k * Q::kBytes + Q::kQh) / 2 + 1);
+      }
     }
-    const __m512i sixteen = _mm512_set1_epi8(16);
-    lo = _mm512_mask_add_epi8(lo, _cvtu64_mask64(ml), lo, sixteen);
-    hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(mh), hi, sixteen);
+    return a;
+  }();
+  static_assert(Q::kBytes % 2 == 0 && Q::kQs % 2 == 0 && (Q::kQh < 0 || Q::kQh % 2 == 0));
+  static_assert(4 * Q::kBytes > 64 && 4 * Q::kBytes <= 128);
+
+  __m512i a, b;
+  WKV_AVX512 QuadWords(const unsigned char* w, size_t n) {
+    const size_t words = n * Q::kBytes / 2;
+    a = words >= 32 ? _mm512_loadu_si512(w)
+                    : _mm512_maskz_loadu_epi16((__mmask32{1} << words) - 1, w);
+    b = words > 32 ? _mm512_maskz_loadu_epi16((__mmask32{1} << (words - 32)) - 1, w + 64)
+                   : _mm512_setzero_si512();
   }
-}
+  WKV_AVX512 __m512i pick(size_t at) const {
+    return _mm512_permutex2var_epi16(a, _mm512_loadu_si512(kIdx.data() + at), b);
+  }
+  // The levels split as the token quad is (lane k: block k's low nibbles in lo, high in hi;
+  // with a fifth bit, +16 where it is set).
+  WKV_AVX512 void levels(__m512i& lo, __m512i& hi) const {
+    const __m512i raw = pick(0), low4 = _mm512_set1_epi8(0x0f);
+    lo = _mm512_and_si512(raw, low4);
+    hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+    if constexpr (Q::kQh >= 0) {
+      // bit j of qh is element j's, bits 16..31 those of the high nibbles
+      const __m512i qh = pick(96);
+      const uint64_t ml = static_cast<uint64_t>(_mm_cvtsi128_si64(_mm512_castsi512_si128(qh)));
+      const uint64_t mh = static_cast<uint64_t>(_mm_cvtsi128_si64(
+          _mm_unpackhi_epi64(_mm512_castsi512_si128(qh), _mm512_castsi512_si128(qh))));
+      const __m512i sixteen = _mm512_set1_epi8(16);
+      lo = _mm512_mask_add_epi8(lo, _cvtu64_mask64(ml), lo, sixteen);
+      hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(mh), hi, sixteen);
+    }
+  }
+  // Lanes 4k..4k+3: block k's d (0 past n).
+  WKV_AVX512 __m512 d16() const { return _mm512_cvtph_ps(_mm512_castsi512_si256(pick(32))); }
+  // Lane k: block k's m (the _1 types).
+  WKV_AVX512 __m128 m4() const { return _mm_cvtph_ps(_mm512_castsi512_si128(pick(64))); }
+};
 
 // Where each block type keeps its levels (kQs), fifth bits (kQh, -1: none) and min (kMin: the
 // fp16 after d); kOff: the stored level of zero.
