@@ -102,6 +102,8 @@ const Table kAvx512Vnni = [] {
   t.pack_x = avx512vnni::pack_x;
   t.rows_packed = avx512vnni::rows_packed;
   t.quantizes_x = avx512vnni::quantizes_x;
+  t.rows_bf16 = avx512vnni::rows_bf16;
+  t.rounds_x_bf16 = avx512vnni::rounds_x_bf16;
   t.name = "avx512vnni";
   return t;
 }();
@@ -321,17 +323,24 @@ void split_rows(size_t rows, size_t cols, size_t T, Fn&& fn) {
 }  // namespace
 
 namespace {
+bool env_is_1(const char* name) {
+  const char* e = std::getenv(name);
+  return e != nullptr && std::string_view(e) == "1";
+}
 std::atomic<bool>& prompt_q8_flag() {
-  static std::atomic<bool> on{[] {
-    const char* e = std::getenv("WKV_PROMPT_Q8");
-    return e != nullptr && std::string_view(e) == "1";
-  }()};
+  static std::atomic<bool> on{env_is_1("WKV_PROMPT_Q8")};
+  return on;
+}
+std::atomic<bool>& prompt_bf16_flag() {
+  static std::atomic<bool> on{env_is_1("WKV_PROMPT_BF16")};
   return on;
 }
 }  // namespace
 
 void set_prompt_q8(bool on) { prompt_q8_flag().store(on, std::memory_order_relaxed); }
 bool prompt_q8() { return prompt_q8_flag().load(std::memory_order_relaxed); }
+void set_prompt_bf16(bool on) { prompt_bf16_flag().store(on, std::memory_order_relaxed); }
+bool prompt_bf16() { return prompt_bf16_flag().load(std::memory_order_relaxed); }
 
 void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T) {
   const Table& tab = table();

@@ -55,6 +55,9 @@ struct Table {
   // Whether a product of quantized weights over T tokens quantizes X to q8 per block (as every
   // table does for T = 1); null: only for T = 1.
   bool (*quantizes_x)(DType t, size_t T) = nullptr;
+  // Whether a product of bf16 weights over T tokens rounds X to bf16 (set_prompt_bf16, on a CPU
+  // with AVX512-BF16); null: never.
+  bool (*rounds_x_bf16)(DType t, size_t T) = nullptr;
 
   // The row-range kernel for weights of dtype `t`, or nullptr if there is none.
   MatmulRows rows_for(DType t) const;
@@ -165,6 +168,16 @@ void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size
 // $WKV_PROMPT_Q8 (1 = on). Call it before running a model, not while one runs.
 void set_prompt_q8(bool on);
 bool prompt_q8();
+
+// Prompts of bf16 weights in bf16 (off by default): on a CPU with AVX512-BF16 (the avx512vnni
+// level), products of bf16 weights over 16 or more tokens round the tokens to bf16 (nearest
+// even) and multiply with vdpbf16ps, fp32 sums: twice the fp32 rate where both issue two a
+// cycle (AMD Zen 4/5), and the weights need no conversion. The tokens keep 8 significant bits
+// (as in the official code's bf16 inference on GPUs), so the logits leave the fp32 golden
+// tolerance. Starts from $WKV_PROMPT_BF16 (1 = on). Call it before running a model, not
+// while one runs.
+void set_prompt_bf16(bool on);
+bool prompt_bf16();
 
 // Threads used by matmul: 0 = $WKV_THREADS if set, else all cores available to the process.
 // Call it before running a model, not while one runs. Results do not depend on it.

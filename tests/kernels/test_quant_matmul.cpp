@@ -208,19 +208,35 @@ std::vector<const Table*> simd_tables() {
   return out;
 }
 
-// Both prompt modes (fp32; tokens quantized to q8 where the level does it, set_prompt_q8).
-struct PromptQ8Modes {
-  ~PromptQ8Modes() { set_prompt_q8(false); }
-  static constexpr bool kModes[] = {false, true};
+// The prompt modes: fp32 (0); tokens quantized to q8 where the level does it (1,
+// set_prompt_q8); tokens rounded to bf16 for bf16 weights where the CPU has AVX512-BF16 (2,
+// set_prompt_bf16).
+struct PromptModes {
+  ~PromptModes() { set(0); }
+  static constexpr int kModes[] = {0, 1, 2};
+  static void set(int m) {
+    set_prompt_q8(m == 1);
+    set_prompt_bf16(m == 2);
+  }
 };
+
+// x rounded to bf16, nearest even (what vcvtneps2bf16 gives for normal values).
+std::vector<float> bf16_round(std::vector<float> x) {
+  for (float& v : x) {
+    uint32_t b = std::bit_cast<uint32_t>(v);
+    b = (b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u;
+    v = std::bit_cast<float>(b);
+  }
+  return x;
+}
 
 TEST(MatmulAllTypes, SimdMatchesReferenceOnAwkwardShapes) {
   const auto tables = simd_tables();
   if (tables.empty()) GTEST_SKIP() << "CPU has no AVX2+FMA+F16C";
-  PromptQ8Modes restore;
-  for (bool q8 : PromptQ8Modes::kModes)
+  PromptModes restore;
+  for (int mode : PromptModes::kModes)
     for (const Table* simd : tables) {
-      set_prompt_q8(q8);
+      PromptModes::set(mode);
       for (DType t : kAll) {
         for (size_t rows : {1u, 3u, 7u, 16u, 37u}) {
           for (size_t cols : cols_for(t)) {
@@ -261,6 +277,16 @@ TEST(MatmulAllTypes, SimdMatchesReferenceOnAwkwardShapes) {
                 }
                 continue;
               }
+              if (simd->rounds_x_bf16 && simd->rounds_x_bf16(t, T)) {
+                // bf16 prompts: the exact products of the bf16 weights and x rounded to bf16,
+                // summed in fp32 (in another order than the reference's).
+                std::vector<float> want_r(T * rows);
+                const auto xr = bf16_round(x);
+                ref_table().rows_for(t)(W.data(), xr.data(), want_r.data(), rows, cols, T, 0, rows);
+                EXPECT_LE(test::max_abs_diff(got, want_r), fp_tol)
+                    << simd->name << " bf16 prompts " << rows << "x" << cols << " T=" << T;
+                continue;
+              }
               if (simd->packed_split_bf16 && T >= simd->packed_min_t) {
                 const auto bound = split_bf16_bound(t, W, x, rows, cols, T);
                 for (size_t i = 0; i < got.size(); ++i)
@@ -280,10 +306,10 @@ TEST(MatmulAllTypes, SimdMatchesReferenceOnAwkwardShapes) {
 
 TEST(MatmulAllTypes, ThreadCountDoesNotChangeABit) {
   const size_t before = threads();
-  PromptQ8Modes restore;
-  for (bool q8 : PromptQ8Modes::kModes)
+  PromptModes restore;
+  for (int mode : PromptModes::kModes)
     for (DType t : kAll) {
-      set_prompt_q8(q8);
+      PromptModes::set(mode);
       // 256 columns: 8 blocks of 32 (an even count) or one k-quant super-block; 288: 9 blocks,
       // so the two-blocks-per-vector one-token kernels also take their odd-block path.
       for (size_t cols : {256u, 288u})

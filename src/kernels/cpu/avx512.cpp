@@ -35,6 +35,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/cpu_features.hpp"
 #include "core/quant.hpp"
 #include "kernels/cpu/avx2.hpp"
 #include "kernels/kernels.hpp"
@@ -1253,6 +1254,159 @@ WKV_AVX512 void one_token_plain(const void* W, const float* X, float* Y, size_t 
                  PlainRows<L>{xs, cols});
 }
 
+// ---- bf16 prompts (opt-in, AVX512-BF16) ----
+// With set_prompt_bf16 and a CPU with AVX512-BF16, products of bf16 weights over kOuterTokens
+// tokens or more round the tokens to bf16 once (round to nearest even) and multiply with
+// vdpbf16ps: 32 products into 16 fp32 lanes per instruction, twice the fp32 FMA's rate on
+// cores where both issue two a cycle (AMD Zen 4/5), and the bf16 weights are used as they
+// are (no conversion to fp32). The outer-product tile of the fp32 path with column pairs in
+// place of columns: the tokens in the lanes, each lane a dword (x[2p] low, x[2p + 1] high),
+// each step a pair of weights broadcast as one dword. Each output is one lane summed over
+// the pairs in order (kKc columns a register pass, as fp32), so no split changes a bit.
+#define WKV_AVX512_BF16 \
+  __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512bf16")))
+
+// X [T, cols] as ceil(T / kGroup) groups of [ceil(cols / 2)][kGroup] dwords, each the bf16
+// pair of a token's columns 2p, 2p + 1 (zero beyond T and cols), in the calling thread's buffer.
+WKV_AVX512_BF16 const uint32_t* pack_bf16_pairs(const float* X, size_t T, size_t cols) {
+  thread_local std::vector<uint32_t> buf;
+  const size_t groups = (T + kGroup - 1) / kGroup, np = (cols + 1) / 2;
+  uint32_t* xp = avx2::grow_aligned(buf, groups * np * kGroup);
+  for (size_t g = 0; g < groups; ++g)
+    for (size_t v = 0; v < kGroup / 16; ++v) {
+      const size_t t0 = g * kGroup + 16 * v;
+      uint32_t* out = xp + g * np * kGroup + 16 * v;
+      if (t0 >= T) {
+        for (size_t p = 0; p < np; ++p)
+          _mm512_store_si512(out + p * kGroup, _mm512_setzero_si512());
+        continue;
+      }
+      const size_t nt = std::min<size_t>(16, T - t0);
+      const float* x = X + t0 * cols;
+      for (size_t k = 0; k < cols; k += 16) {
+        const __mmask16 m = tail_mask(cols - k);
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (size_t j = 0; j < 16; ++j)
+          r[j] = j < nt ? _mm512_maskz_loadu_ps(m, x + j * cols + k) : _mm512_setzero_ps();
+        transpose16(r);  // r[i]: column k + i of the 16 tokens (0 beyond cols)
+        const size_t npk = std::min<size_t>(8, (cols - k + 1) / 2);
+#pragma GCC unroll 8
+        for (size_t i = 0; i < 8; ++i) {
+          if (i >= npk) break;
+          const __m512i e = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(r[2 * i]));
+          const __m512i o = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(r[2 * i + 1]));
+          _mm512_store_si512(out + (k / 2 + i) * kGroup,
+                             _mm512_or_si512(e, _mm512_slli_epi32(o, 16)));
+        }
+      }
+    }
+  return xp;
+}
+
+// acc[r][v] += dpbf16(x of pair row xr, lanes 16v.., weights b[r]).
+template <int R, int V>
+WKV_AVX512_BF16 inline void pair_step(__m512 (&acc)[R][V], const uint32_t* xr,
+                                      const __m512i (&b)[R]) {
+  __m512bh x[V];
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) x[v] = (__m512bh)_mm512_load_si512(xr + 16 * v);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x[v], (__m512bh)b[r]);
+}
+
+// sums[r][t] (r < R, t < 16 V) = the pairs' dpbf16 of rows w[r] (stride rs) and xp[.][t], kKc
+// columns a register pass; an odd width's last pair is its one weight (high half zero).
+template <int R, int V>
+WKV_AVX512_BF16 void outer_tile_bf16(const uint16_t* w, size_t rs, const uint32_t* xp, size_t cols,
+                                     float* sums) {
+  const size_t np = (cols + 1) / 2, full = cols / 2;
+  for (size_t pb = 0; pb < np; pb += kKc / 2) {
+    const size_t pe = std::min(np, pb + kKc / 2);
+    __m512 acc[R][V];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+    __m512i b[R];
+    for (size_t p = pb; p < std::min(pe, full); ++p) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        uint32_t d;
+        std::memcpy(&d, w + r * rs + 2 * p, 4);
+        b[r] = _mm512_set1_epi32(static_cast<int>(d));
+      }
+      pair_step<R, V>(acc, xp + p * kGroup, b);
+    }
+    if (pe > full) {  // odd width: the last pair's one weight
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) b[r] = _mm512_set1_epi32(w[r * rs + 2 * full]);
+      pair_step<R, V>(acc, xp + full * kGroup, b);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) {
+        float* s = sums + r * kGroup + 16 * v;
+        _mm512_store_ps(s, pb == 0 ? acc[r][v] : _mm512_add_ps(_mm512_load_ps(s), acc[r][v]));
+      }
+  }
+}
+
+template <int R>
+WKV_AVX512_BF16 void outer_block_bf16(const uint16_t* w, size_t rs, const uint32_t* xp, float* Y,
+                                      size_t rows, size_t cols, size_t T, size_t o) {
+  alignas(64) float sums[R * kGroup];
+  const size_t np = (cols + 1) / 2;
+  for (size_t t0 = 0; t0 < T; t0 += kGroup) {
+    const size_t n = std::min(kGroup, T - t0);
+    const uint32_t* g = xp + t0 / kGroup * np * kGroup;
+    switch ((n + 15) / 16) {
+      case 1:
+        outer_tile_bf16<R, 1>(w, rs, g, cols, sums);
+        break;
+      case 2:
+        outer_tile_bf16<R, 2>(w, rs, g, cols, sums);
+        break;
+      case 3:
+        outer_tile_bf16<R, 3>(w, rs, g, cols, sums);
+        break;
+      default:
+        outer_tile_bf16<R, 4>(w, rs, g, cols, sums);
+        break;
+    }
+    scatter_rows<R>(sums, kGroup, Y, rows, o, t0, n);
+  }
+}
+
+// Rows [r0, r1) of Y = X W^T for bf16 W from pack_bf16_pairs (all T tokens per block of rows:
+// the weights are read in place, so re-reading them per group of tokens costs no conversion).
+WKV_AVX512_BF16 void rows_bf16_pairs(const void* W, const uint32_t* xp, float* Y, size_t rows,
+                                     size_t cols, size_t T, size_t r0, size_t r1) {
+  static_assert(kRowBlock == 6);
+  using Block =
+      void (*)(const uint16_t*, size_t, const uint32_t*, float*, size_t, size_t, size_t, size_t);
+  static constexpr Block kBlocks[kRowBlock + 1] = {nullptr,
+                                                   outer_block_bf16<1>,
+                                                   outer_block_bf16<2>,
+                                                   outer_block_bf16<3>,
+                                                   outer_block_bf16<4>,
+                                                   outer_block_bf16<5>,
+                                                   outer_block_bf16<6>};
+  const auto* base = static_cast<const uint16_t*>(W);
+  for (size_t o = r0; o < r1; o += kRowBlock) {
+    const size_t n = std::min<size_t>(kRowBlock, r1 - o);
+    // the next block's rows, requested while this one's tiles run
+    const auto* next = reinterpret_cast<const unsigned char*>(base + (o + n) * cols);
+    const size_t ahead = (std::min(r1, o + n + kRowBlock) - std::min(r1, o + n)) * cols * 2;
+    for (size_t at = 0; at < ahead; at += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(next + at), _MM_HINT_T0);
+    kBlocks[n](base + o * cols, cols, xp, Y, rows, cols, T, o);
+  }
+}
+
 }  // namespace
 
 // Prompts (T > 1) for weights of any dtype; xt: X already packed (rows_packed), or nullptr.
@@ -1398,7 +1552,19 @@ WKV_VNNI_ROWS(q4_k, avx512::rows_q4_k(W, X, Y, rows, cols, T, r0, r1))
 WKV_VNNI_ROWS(q5_k, avx512::rows_q5_k(W, X, Y, rows, cols, T, r0, r1))
 #undef WKV_VNNI_ROWS
 
+bool rounds_x_bf16(DType t, size_t T) {
+  static const bool has = cpu_features().avx512bf16;
+  return has && t == DType::bf16 && T >= avx512::kOuterTokens && prompt_bf16();
+}
+
+void rows_bf16(const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T,
+               size_t r0, size_t r1) {
+  if (!rounds_x_bf16(DType::bf16, T)) return avx512::rows_bf16(W, X, Y, rows, cols, T, r0, r1);
+  avx512::rows_bf16_pairs(W, avx512::pack_bf16_pairs(X, T, cols), Y, rows, cols, T, r0, r1);
+}
+
 const void* pack_x(DType t, const float* X, size_t T, size_t cols) {
+  if (rounds_x_bf16(t, T)) return avx512::pack_bf16_pairs(X, T, cols);
   if (!quantizes_x(t, T)) return avx512::pack_x(X, T, cols);
   thread_local avx512::I8Tokens packed;
   packed = avx512::pack_q8(X, T, cols);
@@ -1407,6 +1573,8 @@ const void* pack_x(DType t, const float* X, size_t T, size_t cols) {
 
 void rows_packed(DType t, const void* W, const void* xp, float* Y, size_t rows, size_t cols,
                  size_t T, size_t r0, size_t r1) {
+  if (rounds_x_bf16(t, T))
+    return avx512::rows_bf16_pairs(W, static_cast<const uint32_t*>(xp), Y, rows, cols, T, r0, r1);
   if (!quantizes_x(t, T)) return avx512::rows_packed(t, W, xp, Y, rows, cols, T, r0, r1);
   avx512::rows_i8(t, W, *static_cast<const avx512::I8Tokens*>(xp), Y, rows, cols, T, r0, r1);
 }

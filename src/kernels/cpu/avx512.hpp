@@ -59,6 +59,10 @@ WKV_SIMD_ROWS(rows_q5_k)
 // integers (vpdpbusd); quantizes_x says which products do. pack_x / rows_packed: the two-step form
 // (as avx512's, by dtype).
 bool quantizes_x(DType t, size_t T);
+// bf16 weights over kOuterTokens tokens or more, when set_prompt_bf16 asks for it and the CPU
+// has AVX512-BF16: the tokens rounded to bf16, vdpbf16ps (rows_bf16, pack_x, rows_packed).
+bool rounds_x_bf16(DType t, size_t T);
+WKV_SIMD_ROWS(rows_bf16)
 const void* pack_x(DType t, const float* X, size_t T, size_t cols);
 void rows_packed(DType t, const void* W, const void* xp, float* Y, size_t rows, size_t cols,
                  size_t T, size_t r0, size_t r1);
