@@ -190,6 +190,17 @@ WKV_AVX512 inline void transpose16(__m512 r[16]) {
   }
 }
 
+// r[i] = column k + i of the nt (<= 16) tokens x[0..nt) (row stride cols), zero beyond nt
+// tokens and beyond cols.
+WKV_AVX512 inline void load_columns16(const float* x, size_t nt, size_t cols, size_t k,
+                                      __m512 (&r)[16]) {
+  const __mmask16 m = tail_mask(cols - k);
+#pragma GCC unroll 16
+  for (size_t j = 0; j < 16; ++j)
+    r[j] = j < nt ? _mm512_maskz_loadu_ps(m, x + j * cols + k) : _mm512_setzero_ps();
+  transpose16(r);
+}
+
 // X [T, cols] as ceil(T / kGroup) groups of [cols][kGroup] floats (tokens beyond T zero), in a
 // buffer of the calling thread (valid until its next pack). 16 x 16 blocks transposed in
 // registers: a vgatherdps per column took 5 % of a 12 x 768 prompt on the AMD EPYC (Zen 5).
@@ -208,12 +219,8 @@ WKV_AVX512 const float* pack_groups(const float* X, size_t T, size_t cols) {
       const size_t nt = std::min<size_t>(16, T - t0);
       const float* x = X + t0 * cols;
       for (size_t k = 0; k < cols; k += 16) {
-        const __mmask16 m = tail_mask(cols - k);
         __m512 r[16];
-#pragma GCC unroll 16
-        for (size_t j = 0; j < 16; ++j)
-          r[j] = j < nt ? _mm512_maskz_loadu_ps(m, x + j * cols + k) : _mm512_setzero_ps();
-        transpose16(r);
+        load_columns16(x, nt, cols, k, r);
         const size_t nk = std::min<size_t>(16, cols - k);
 #pragma GCC unroll 16
         for (size_t i = 0; i < 16; ++i)
@@ -223,6 +230,26 @@ WKV_AVX512 const float* pack_groups(const float* X, size_t T, size_t cols) {
   return xt;
 }
 
+// An outer-product tile's R x V accumulators: zeroed, and stored into (first pass) or added to
+// sums[r][16 v ..] after each register pass.
+template <int R, int V>
+WKV_AVX512 inline void zero_tile(__m512 (&acc)[R][V]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+}
+template <int R, int V>
+WKV_AVX512 inline void add_tile(const __m512 (&acc)[R][V], float* sums, bool first) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      float* s = sums + r * kGroup + 16 * v;
+      _mm512_store_ps(s, first ? acc[r][v] : _mm512_add_ps(_mm512_load_ps(s), acc[r][v]));
+    }
+}
+
 // sums[r][t] (r < R, t < 16 V) = sum over the columns of w[r] * xt[.][t], kKc columns per
 // register pass.
 template <int R, int V>
@@ -230,10 +257,7 @@ WKV_AVX512 void outer_tile(const float* w, size_t rs, const float* xt, size_t co
   for (size_t kb = 0; kb < cols; kb += kKc) {
     const size_t ke = std::min(cols, kb + kKc);
     __m512 acc[R][V];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+    zero_tile(acc);
     for (size_t k = kb; k < ke; ++k) {
       __m512 x[V];
 #pragma GCC unroll 4
@@ -245,41 +269,52 @@ WKV_AVX512 void outer_tile(const float* w, size_t rs, const float* xt, size_t co
         for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(b, x[v], acc[r][v]);
       }
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) {
-        float* s = sums + r * kGroup + 16 * v;
-        _mm512_store_ps(s, kb == 0 ? acc[r][v] : _mm512_add_ps(_mm512_load_ps(s), acc[r][v]));
-      }
+    add_tile(acc, sums, kb == 0);
   }
 }
 
-// Y[tb..te, o..o+R) (tb a multiple of kGroup) from R fp32 rows w (row stride rs) and the
-// packed groups xt.
-template <int R>
-WKV_AVX512 void outer_block(const float* w, size_t rs, const float* xt, float* Y, size_t rows,
-                            size_t cols, size_t tb, size_t te, size_t o) {
+// The fp32 outer-product tile as outer_groups takes it: weights W, packed tokens X, a group of
+// kGroup tokens every kGroup * group_len(cols) elements of X.
+struct Fp32Tiles {
+  using W = float;
+  using X = float;
+  static size_t group_len(size_t cols) { return cols; }
+  template <int R, int V>
+  WKV_AVX512 static void tile(const W* w, size_t rs, const X* g, size_t cols, float* sums) {
+    outer_tile<R, V>(w, rs, g, cols, sums);
+  }
+};
+
+// Y[tb..te, o..o+R) (tb a multiple of kGroup) from R rows w (row stride rs) and the packed
+// groups xt, by K's tiles (16 V tokens each, V for the group's count).
+template <class K, int R>
+WKV_AVX512 void outer_groups(const typename K::W* w, size_t rs, const typename K::X* xt, float* Y,
+                             size_t rows, size_t cols, size_t tb, size_t te, size_t o) {
   alignas(64) float sums[R * kGroup];
   for (size_t t0 = tb; t0 < te; t0 += kGroup) {
     const size_t n = std::min(kGroup, te - t0);
-    const float* g = xt + t0 * cols;  // group t0 / kGroup starts at (t0 / kGroup) * cols * kGroup
+    const typename K::X* g = xt + t0 * K::group_len(cols);  // t0 is a multiple of kGroup
     switch ((n + 15) / 16) {
       case 1:
-        outer_tile<R, 1>(w, rs, g, cols, sums);
+        K::template tile<R, 1>(w, rs, g, cols, sums);
         break;
       case 2:
-        outer_tile<R, 2>(w, rs, g, cols, sums);
+        K::template tile<R, 2>(w, rs, g, cols, sums);
         break;
       case 3:
-        outer_tile<R, 3>(w, rs, g, cols, sums);
+        K::template tile<R, 3>(w, rs, g, cols, sums);
         break;
       default:
-        outer_tile<R, 4>(w, rs, g, cols, sums);
+        K::template tile<R, 4>(w, rs, g, cols, sums);
         break;
     }
     scatter_rows<R>(sums, kGroup, Y, rows, o, t0, n);
   }
+}
+template <int R>
+WKV_AVX512 void outer_block(const float* w, size_t rs, const float* xt, float* Y, size_t rows,
+                            size_t cols, size_t tb, size_t te, size_t o) {
+  outer_groups<Fp32Tiles, R>(w, rs, xt, Y, rows, cols, tb, te, o);
 }
 
 // rows_at(o, n): fp32 rows o..o+n, row stride rs floats. xt: X already packed by pack_groups
@@ -1284,12 +1319,8 @@ WKV_AVX512_BF16 const uint32_t* pack_bf16_pairs(const float* X, size_t T, size_t
       const size_t nt = std::min<size_t>(16, T - t0);
       const float* x = X + t0 * cols;
       for (size_t k = 0; k < cols; k += 16) {
-        const __mmask16 m = tail_mask(cols - k);
         __m512 r[16];
-#pragma GCC unroll 16
-        for (size_t j = 0; j < 16; ++j)
-          r[j] = j < nt ? _mm512_maskz_loadu_ps(m, x + j * cols + k) : _mm512_setzero_ps();
-        transpose16(r);  // r[i]: column k + i of the 16 tokens (0 beyond cols)
+        load_columns16(x, nt, cols, k, r);
         const size_t npk = std::min<size_t>(8, (cols - k + 1) / 2);
 #pragma GCC unroll 8
         for (size_t i = 0; i < 8; ++i) {
@@ -1326,10 +1357,7 @@ WKV_AVX512_BF16 void outer_tile_bf16(const uint16_t* w, size_t rs, const uint32_
   for (size_t pb = 0; pb < np; pb += kKc / 2) {
     const size_t pe = std::min(np, pb + kKc / 2);
     __m512 acc[R][V];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+    zero_tile(acc);
     __m512i b[R];
     for (size_t p = pb; p < std::min(pe, full); ++p) {
 #pragma GCC unroll 8
@@ -1345,40 +1373,23 @@ WKV_AVX512_BF16 void outer_tile_bf16(const uint16_t* w, size_t rs, const uint32_
       for (int r = 0; r < R; ++r) b[r] = _mm512_set1_epi32(w[r * rs + 2 * full]);
       pair_step<R, V>(acc, xp + full * kGroup, b);
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) {
-        float* s = sums + r * kGroup + 16 * v;
-        _mm512_store_ps(s, pb == 0 ? acc[r][v] : _mm512_add_ps(_mm512_load_ps(s), acc[r][v]));
-      }
+    add_tile(acc, sums, pb == 0);
   }
 }
 
-template <int R>
-WKV_AVX512_BF16 void outer_block_bf16(const uint16_t* w, size_t rs, const uint32_t* xp, float* Y,
-                                      size_t rows, size_t cols, size_t T, size_t o) {
-  alignas(64) float sums[R * kGroup];
-  const size_t np = (cols + 1) / 2;
-  for (size_t t0 = 0; t0 < T; t0 += kGroup) {
-    const size_t n = std::min(kGroup, T - t0);
-    const uint32_t* g = xp + t0 / kGroup * np * kGroup;
-    switch ((n + 15) / 16) {
-      case 1:
-        outer_tile_bf16<R, 1>(w, rs, g, cols, sums);
-        break;
-      case 2:
-        outer_tile_bf16<R, 2>(w, rs, g, cols, sums);
-        break;
-      case 3:
-        outer_tile_bf16<R, 3>(w, rs, g, cols, sums);
-        break;
-      default:
-        outer_tile_bf16<R, 4>(w, rs, g, cols, sums);
-        break;
-    }
-    scatter_rows<R>(sums, kGroup, Y, rows, o, t0, n);
+struct Bf16PairTiles {
+  using W = uint16_t;
+  using X = uint32_t;
+  static size_t group_len(size_t cols) { return (cols + 1) / 2; }
+  template <int R, int V>
+  WKV_AVX512_BF16 static void tile(const W* w, size_t rs, const X* g, size_t cols, float* sums) {
+    outer_tile_bf16<R, V>(w, rs, g, cols, sums);
   }
+};
+template <int R>
+WKV_AVX512 void outer_block_bf16(const uint16_t* w, size_t rs, const uint32_t* xp, float* Y,
+                                 size_t rows, size_t cols, size_t T, size_t o) {
+  outer_groups<Bf16PairTiles, R>(w, rs, xp, Y, rows, cols, 0, T, o);
 }
 
 // Rows [r0, r1) of Y = X W^T for bf16 W from pack_bf16_pairs (all T tokens per block of rows:
