@@ -220,6 +220,14 @@ int cmd_bench(int argc, char** argv) {
     if (main_dtype != DType::f32 && kernels::matmul_supports(main_dtype))
       flops = std::max(flops, gemm_probe(main_dtype, static_cast<size_t>(hp.n_embd)));
 
+    // The arithmetic of the main dtype's prompt products on this table (the opt-in modes
+    // change the GEMM probe's ceiling with it, so the output says which one ran).
+    const kernels::Table& tab = kernels::table();
+    const size_t pt = static_cast<size_t>(prompt);
+    const char* prompt_math = tab.rounds_x_bf16 && tab.rounds_x_bf16(main_dtype, pt) ? "bf16"
+                              : tab.quantizes_x && tab.quantizes_x(main_dtype, pt)   ? "int8"
+                              : tab.packed_split_bf16 && pt >= tab.packed_min_t      ? "split-bf16"
+                                                                                     : "fp32";
     const double prompt_tok_s = prompt / prompt_s, gen_tok_s = gen / gen_s;
     const double gen_ceiling = bw / weight_bytes;
     const double prompt_ceiling = flops / (2.0 * matmul_params);
@@ -230,6 +238,7 @@ int cmd_bench(int argc, char** argv) {
           {"dtype", std::string(dtype_name(main_dtype))},
           {"threads", nthreads},
           {"kernels", kernels::table().name},
+          {"prompt_math", prompt_math},
           {"cpu", cpu_features_str()},
           {"prompt_tokens", prompt},
           {"gen_tokens", gen},
@@ -247,10 +256,12 @@ int cmd_bench(int argc, char** argv) {
       };
       std::cout << j.dump() << "\n";
     } else {
-      std::printf("model %s (%s, %s weights, %.1f MB read per token), %zu threads, kernels %s\n",
-                  model.c_str(), std::string(version_name(hp.version)).c_str(),
-                  std::string(dtype_name(main_dtype)).c_str(), weight_bytes / 1e6, nthreads,
-                  kernels::table().name);
+      std::printf(
+          "model %s (%s, %s weights, %.1f MB read per token), %zu threads, kernels %s, prompts "
+          "in %s\n",
+          model.c_str(), std::string(version_name(hp.version)).c_str(),
+          std::string(dtype_name(main_dtype)).c_str(), weight_bytes / 1e6, nthreads,
+          kernels::table().name, prompt_math);
       std::printf("probes: bandwidth %.2f GB/s, matmul %.1f GFLOP/s\n", bw / 1e9, flops / 1e9);
       std::printf("prompt     %6d tokens: %9.1f tok/s  (ceiling %9.1f, %5.1f%%)\n", prompt,
                   prompt_tok_s, prompt_ceiling, 100 * prompt_tok_s / prompt_ceiling);

@@ -31,6 +31,10 @@ TEST(CliBench, JsonHasEveryKeyWithSaneValues) {
   EXPECT_EQ(j.at("dtype").get<std::string>(), "f32");
   EXPECT_EQ(j.at("prompt_tokens").get<int>(), 16);
   EXPECT_EQ(j.at("gen_tokens").get<int>(), 8);
+  // f32 weights: every table's prompt products are fp32 (the opt-in modes are for bf16 and
+  // quantized weights), or AMX's split bf16.
+  const std::string math = j.at("prompt_math").get<std::string>();
+  EXPECT_TRUE(math == "fp32" || math == "split-bf16") << math;
   // Tiny model (834K params, f32): ~3 MB of weights per token, far below any RSS limit.
   EXPECT_GT(j.at("weight_bytes_per_token").get<double>(), 1e6);
   EXPECT_LT(j.at("weight_bytes_per_token").get<double>(), 5e6);
