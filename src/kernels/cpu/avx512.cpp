@@ -16,7 +16,8 @@
 // four independent chains, see rows_k); each row is still summed alone. q2_k and q3_k go to
 // the AVX2 one-token kernels. The avx512vnni level (end of file) is this one with the q8_0 and
 // 32-value block dots built with vpdpbusd (avx512_dots.inc), and, when set_prompt_q8 asks
-// for it, integer prompts for the 32-level block types (rows_i8). GCC 12's
+// for it, integer prompts for the 32-level block types (rows_i8); when set_prompt_bf16 asks for
+// it on a CPU with AVX512-BF16, bf16 prompts for bf16 weights (rows_bf16_pairs). GCC 12's
 // AVX-512 headers initialise their "undefined" vectors from themselves (__Y = __Y), which
 // -Wmaybe-uninitialized (or -Wuninitialized, for _mm512_reduce_add_ps) reports inside every inlined
 // intrinsic.
