@@ -363,6 +363,15 @@ WKV_AVX512 void rows_f32_tiles(const void* W, const float* X, float* Y, size_t r
 // Any other dtype: each block of rows converted to fp32 once per token block (into a
 // per-thread buffer that stays in L1), then the fp32 tiles. Widening in the tile instead would
 // convert each weight once per four tokens, and the conversions share ports with the FMAs.
+// Rows [o, min(o + kRowBlock, r1)) of row stride rb bytes, requested while the block before
+// them runs its tiles (they are otherwise read cold by the conversion or the first tile).
+WKV_AVX512 inline void prefetch_next_block(const unsigned char* base, size_t rb, size_t o,
+                                           size_t r1) {
+  const size_t e = std::min(r1, o + kRowBlock) * rb;
+  for (size_t at = o * rb; at < e; at += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(base + at), _MM_HINT_T0);
+}
+
 template <class Convert>
 WKV_AVX512 void rows_converted(Convert convert, const void* W, size_t rb, const float* X, float* Y,
                                size_t rows, size_t cols, size_t T, size_t r0, size_t r1,
@@ -374,10 +383,7 @@ WKV_AVX512 void rows_converted(Convert convert, const void* W, size_t rb, const 
   rows_blocked(
       [&](size_t o, size_t n) {
         for (size_t r = 0; r < n; ++r) convert(base + (o + r) * rb, b + r * cols, cols);
-        // the next block's rows, requested while this one's tiles run
-        const size_t e = std::min(r1, o + n + kRowBlock) * rb;
-        for (size_t at = (o + n) * rb; at < e; at += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(base + at), _MM_HINT_T0);
+        prefetch_next_block(base, rb, o + n, r1);
         return static_cast<const float*>(b);
       },
       cols, X, Y, rows, cols, T, r0, r1, xt);
@@ -1410,11 +1416,7 @@ WKV_AVX512_BF16 void rows_bf16_pairs(const void* W, const uint32_t* xp, float* Y
   const auto* base = static_cast<const uint16_t*>(W);
   for (size_t o = r0; o < r1; o += kRowBlock) {
     const size_t n = std::min<size_t>(kRowBlock, r1 - o);
-    // the next block's rows, requested while this one's tiles run
-    const auto* next = reinterpret_cast<const unsigned char*>(base + (o + n) * cols);
-    const size_t ahead = (std::min(r1, o + n + kRowBlock) - std::min(r1, o + n)) * cols * 2;
-    for (size_t at = 0; at < ahead; at += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(next + at), _MM_HINT_T0);
+    prefetch_next_block(static_cast<const unsigned char*>(W), cols * 2, o + n, r1);
     kBlocks[n](base + o * cols, cols, xp, Y, rows, cols, T, o);
   }
 }
