@@ -272,9 +272,10 @@ void parallel_for(size_t n, const std::function<void(size_t)>& fn) {
 }
 
 namespace {
-// fn(r0, r1) over rows [0, rows), split across the pool when the product is large enough (on
-// the calling thread alone when it is small, the pool is busy with another caller's product,
-// or there is one thread).
+// fn(r0, r1) over rows [0, rows) of a product of several tokens, split across the pool when
+// the product is large enough (on the calling thread alone when it is small, the pool is busy
+// with another caller's product, or there is one thread). One-token products go through
+// matmul_batch.
 template <class Fn>
 void split_rows(size_t rows, size_t cols, size_t T, Fn&& fn) {
   if (rows * cols * T < kMinParallelMacs || rows < 2 * kRowAlign) {
@@ -292,19 +293,6 @@ void split_rows(size_t rows, size_t cols, size_t T, Fn&& fn) {
     fn(size_t{0}, rows);
     return;
   }
-  // One-token products (generation) go solo while that measures faster (a busy core).
-  std::chrono::steady_clock::time_point start;
-  if (T == 1) {
-    if (g_one_token_chooser.solo()) {
-      start = std::chrono::steady_clock::now();
-      fn(size_t{0}, rows);
-      g_one_token_chooser.record(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-          static_cast<double>(rows * cols));
-      return;
-    }
-    start = std::chrono::steady_clock::now();
-  }
   // About 4 tasks per thread (so a descheduled worker costs little), each a multiple of
   // kRowAlign rows.
   const size_t blocks = (rows + kRowAlign - 1) / kRowAlign;
@@ -315,10 +303,6 @@ void split_rows(size_t rows, size_t cols, size_t T, Fn&& fn) {
     const size_t r0 = i * per, r1 = std::min(rows, r0 + per);
     fn(r0, r1);
   });
-  if (T == 1)
-    g_one_token_chooser.record(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-        static_cast<double>(rows * cols));
 }
 }  // namespace
 
@@ -342,6 +326,69 @@ bool prompt_q8() { return prompt_q8_flag().load(std::memory_order_relaxed); }
 void set_prompt_bf16(bool on) { prompt_bf16_flag().store(on, std::memory_order_relaxed); }
 bool prompt_bf16() { return prompt_bf16_flag().load(std::memory_order_relaxed); }
 
+void matmul_batch(std::span<const MatmulJob> jobs, size_t T) {
+  const Table& tab = table();
+  if (T != 1 || jobs.size() > kMaxMatmulBatch || (tab.rows_packed && T >= tab.packed_min_t)) {
+    for (const MatmulJob& j : jobs) matmul(j.wt, j.W, j.X, j.Y, j.rows, j.cols, T);
+    return;
+  }
+  MatmulRows fns[kMaxMatmulBatch];
+  size_t macs = 0;
+  double bytes = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    fns[i] = tab.rows_for(jobs[i].wt);
+    WKV_ASSERT(fns[i] != nullptr);  // a dtype no kernel takes
+    macs += jobs[i].rows * jobs[i].cols;
+    bytes += static_cast<double>(jobs[i].rows * dtype_bytes(jobs[i].wt, jobs[i].cols));
+  }
+  const auto all_solo = [&] {
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const MatmulJob& j = jobs[i];
+      fns[i](j.W, j.X, j.Y, j.rows, j.cols, 1, 0, j.rows);
+    }
+  };
+  if (macs < kMinParallelMacs) return all_solo();
+  std::unique_lock<std::mutex> lock(g_pool_mu, std::try_to_lock);
+  if (!lock.owns_lock()) return all_solo();  // another thread's product holds the pool
+  ThreadPool& pool = pool_locked();
+  const size_t nt = pool.threads();
+  if (nt == 1) return all_solo();
+  // Tasks of kRowAlign-multiple row ranges, about 4 per thread in all (so a descheduled worker
+  // costs little), each product getting a share of them by its bytes of weights, at least one.
+  struct Task {
+    size_t job, r0, r1;
+  };
+  constexpr size_t kMaxTasks = 64;  // want + one rounded up per job at most
+  const size_t want = std::min(nt * 4, kMaxTasks - kMaxMatmulBatch);
+  Task tasks[kMaxTasks];
+  size_t n = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const size_t rows = jobs[i].rows;
+    if (rows == 0) continue;
+    const size_t blocks = (rows + kRowAlign - 1) / kRowAlign;
+    const double share = static_cast<double>(rows * dtype_bytes(jobs[i].wt, jobs[i].cols)) / bytes;
+    const size_t k =
+        std::clamp<size_t>(static_cast<size_t>(share * static_cast<double>(want) + 0.5), 1, blocks);
+    const size_t per = (blocks + k - 1) / k * kRowAlign;
+    for (size_t r0 = 0; r0 < rows; r0 += per) tasks[n++] = {i, r0, std::min(rows, r0 + per)};
+  }
+  if (n < 2) return all_solo();
+  // Go solo while that measures faster (another process on a core).
+  const auto start = std::chrono::steady_clock::now();
+  if (g_one_token_chooser.solo()) {
+    all_solo();
+  } else {
+    pool.run(n, [&](size_t t) {
+      const Task& task = tasks[t];
+      const MatmulJob& j = jobs[task.job];
+      fns[task.job](j.W, j.X, j.Y, j.rows, j.cols, 1, task.r0, task.r1);
+    });
+  }
+  g_one_token_chooser.record(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+      static_cast<double>(macs));
+}
+
 void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T) {
   const Table& tab = table();
   const MatmulRows fn = tab.rows_for(wt);
@@ -351,6 +398,10 @@ void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size
     split_rows(rows, cols, T,
                [&](size_t r0, size_t r1) { tab.rows_packed(wt, W, xp, Y, rows, cols, T, r0, r1); });
     return;
+  }
+  if (T == 1) {
+    const MatmulJob job{wt, W, X, Y, rows, cols};
+    return matmul_batch(std::span<const MatmulJob>(&job, 1), 1);
   }
   split_rows(rows, cols, T, [&](size_t r0, size_t r1) { fn(W, X, Y, rows, cols, T, r0, r1); });
 }

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <span>
 #include <string>
 
 #include "core/dtype.hpp"
@@ -159,6 +160,23 @@ void wkv5_step(float* S, const float* r, const float* w, const float* u, const f
 // split across the thread pool when the product is large enough. Bit-identical for any
 // thread count.
 void matmul(DType wt, const void* W, const float* X, float* Y, size_t rows, size_t cols, size_t T);
+
+// One product of a batch: Y[T, rows] = X[T, cols] * W^T, W of dtype wt.
+struct MatmulJob {
+  DType wt;
+  const void* W;
+  const float* X;
+  float* Y;
+  size_t rows, cols;
+};
+constexpr size_t kMaxMatmulBatch = 8;
+// Independent products (no job's Y is another's X or Y) with the same bits as matmul on each
+// in turn. One token's products are handed to the thread pool together, as one job whose tasks
+// are row ranges of all of them: a 12 x 768 RWKV-7 layer has seven products of the same
+// token-shifted inputs (r, k, v and four LoRA halves), mostly small, and one hand-off per
+// product cost 2-thread generation more than the small ones gained from the second core.
+// More than kMaxMatmulBatch jobs, or several tokens, run as matmul one after another.
+void matmul_batch(std::span<const MatmulJob> jobs, size_t T);
 
 // Prompts of quantized weights in integers (off by default): where the level has it (VNNI:
 // q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k), products over 16 or more tokens quantize the

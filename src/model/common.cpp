@@ -174,8 +174,7 @@ void ChannelMix::forward(float* x, size_t T, float* prev, FfnScratch& w) const {
   token_mix(style, w.xx.data(), prev, m_k.data(), w.xk.data(), T, C);
   token_mix(style, w.xx.data(), prev, m_r.data(), w.xr.data(), T, C);
   std::memcpy(prev, w.xx.data() + (T - 1) * C, C * sizeof(float));
-  matmul(Wr, w.xr.data(), w.r.data(), T);
-  matmul(Wk, w.xk.data(), w.hid.data(), T);
+  matmul_batch({{Wr, w.xr.data(), w.r.data()}, {Wk, w.xk.data(), w.hid.data()}}, T);
   for_rows(T, [&](size_t t0, size_t t1) {
     float* h = w.hid.data() + t0 * F;
     kernels::relu_sq_f32(h, h, (t1 - t0) * F);

@@ -107,9 +107,10 @@ void ModelV4::time_mix(const Layer& L, float* x, size_t T, float* st) {
   token_mix(MixStyle::time_mix, W.xx.data(), x_prev, L.m_v.data(), W.xv.data(), T, C);
   token_mix(MixStyle::time_mix, W.xx.data(), x_prev, L.m_r.data(), W.xr.data(), T, C);
   std::memcpy(x_prev, W.xx.data() + (T - 1) * C, C * sizeof(float));
-  matmul(L.Wr, W.xr.data(), W.r.data(), T);
-  matmul(L.Wk, W.xk.data(), W.k.data(), T);
-  matmul(L.Wv, W.xv.data(), W.v.data(), T);
+  matmul_batch({{L.Wr, W.xr.data(), W.r.data()},
+                {L.Wk, W.xk.data(), W.k.data()},
+                {L.Wv, W.xv.data(), W.v.data()}},
+               T);
   for (size_t t = 0; t < T; ++t) {
     const size_t o = t * C;
     kernels::wkv4_step(aa, bb, pp, L.w.data(), L.u.data(), W.k.data() + o, W.v.data() + o,

@@ -197,15 +197,17 @@ void ModelV6::time_mix(const Layer& L, float* x, size_t T, float* att_prev, floa
         W.mixed[j][o] = W.xx[o] + W.sx[o] * (mj[c] + W.m[o]);
       }
   }
-  matmul(L.Wr, W.mixed[kR].data(), W.r.data(), T);
-  matmul(L.Wk, W.mixed[kK].data(), W.k.data(), T);
-  matmul(L.Wv, W.mixed[kV].data(), W.v.data(), T);
-  matmul(L.Wg, W.mixed[kG].data(), W.g.data(), T);
+  // w = exp(-exp(time_decay + tanh(xw @ decay_w1) @ decay_w2)); decay_w1 reads a mixed input
+  // as r, k, v, g do, so the five go to the threads together
+  matmul_batch({{L.Wr, W.mixed[kR].data(), W.r.data()},
+                {L.Wk, W.mixed[kK].data(), W.k.data()},
+                {L.Wv, W.mixed[kV].data(), W.v.data()},
+                {L.Wg, W.mixed[kG].data(), W.g.data()},
+                {L.decay_w1, W.mixed[kW].data(), W.lora.data()}},
+               T);
   // silu(g) = g sigmoid(g), the sigmoid into y (free until the recurrence)
   kernels::sigmoid_f32(W.g.data(), W.y.data(), T * C);
   for (size_t i = 0; i < T * C; ++i) W.g[i] *= W.y[i];
-  // w = exp(-exp(time_decay + tanh(xw @ decay_w1) @ decay_w2))
-  matmul(L.decay_w1, W.mixed[kW].data(), W.lora.data(), T);
   for (size_t i = 0; i < T * Dd; ++i) W.lora[i] = std::tanh(W.lora[i]);
   matmul(L.decay_w2, W.lora.data(), W.w.data(), T);
   for_rows(T, [&](size_t t0, size_t t1) {

@@ -45,11 +45,11 @@ struct Work {
   void reserve(size_t T, const Hparams& hp) {
     if (T <= cap) return;
     const size_t C = hp.n_embd, F = hp.ffn_size;
-    const size_t D = std::max({hp.lora_w, hp.lora_a, hp.lora_v, hp.lora_g});
     for (auto* b :
          {&x, &xx, &xr, &xw, &xk, &xv, &xa, &xg, &r, &w, &k, &v, &a, &g, &kk, &vfirst, &y, &lo})
       b->assign(T * C, 0.0f);
-    hid.assign(T * std::max(D, C), 0.0f);
+    // the four LoRAs' hidden activations side by side (w, a, g, v)
+    hid.assign(T * static_cast<size_t>(hp.lora_w + hp.lora_a + hp.lora_g + hp.lora_v), 0.0f);
     ffn.assign(T * F, 0.0f);
     sel.assign(T * C, 0.0f);
     head_out.clear();  // grown on first batched use only
@@ -338,24 +338,44 @@ void ModelV7::time_mix(const Layer& L, int li, size_t T, const std::vector<Segme
   for (const Segment& sg : segs)
     std::memcpy(sg.state->slot(3 * li), W.xx.data() + (sg.row0 + sg.n - 1) * C, C * sizeof(float));
 
-  matmul(L.Wr, W.xr.data(), W.r.data(), T);
-  matmul(L.Wk, W.xk.data(), W.k.data(), T);
-  matmul(L.Wv, W.xv.data(), W.v.data(), T);
-  // w = exp(kDecayScale * sigmoid(w0 + tanh(xw @ w1) @ w2))
-  matmul(L.w1, W.xw.data(), W.hid.data(), T);
-  for (size_t i = 0; i < T * L.w1.rows; ++i) W.hid[i] = std::tanh(W.hid[i]);
-  matmul(L.w2, W.hid.data(), W.w.data(), T);
-  // a = sigmoid(a0 + (xa @ a1) @ a2)
-  matmul(L.a1, W.xa.data(), W.hid.data(), T);
-  matmul(L.a2, W.hid.data(), W.a.data(), T);
-  // g = sigmoid(xg @ g1) @ g2
-  matmul(L.g1, W.xg.data(), W.hid.data(), T);
-  kernels::sigmoid_f32(W.hid.data(), W.hid.data(), T * L.g1.rows);
-  matmul(L.g2, W.hid.data(), W.g.data(), T);
-  // value residual gate: sigmoid(v0 + (xv @ v1) @ v2), layers >= 1
+  // r, k, v and the LoRAs' first halves all read the token-shifted inputs, then the second
+  // halves read those: two batches (one hand-off to the threads each for one token).
+  //   w = exp(kDecayScale * sigmoid(w0 + tanh(xw @ w1) @ w2))
+  //   a = sigmoid(a0 + (xa @ a1) @ a2)
+  //   g = sigmoid(xg @ g1) @ g2
+  //   value residual gate: sigmoid(v0 + (xv @ v1) @ v2), layers >= 1
+  float* hw = W.hid.data();
+  float* ha = hw + T * L.w1.rows;
+  float* hg = ha + T * L.a1.rows;
+  float* hv = hg + T * L.g1.rows;
   if (li > 0) {
-    matmul(L.v1, W.xv.data(), W.hid.data(), T);
-    matmul(L.v2, W.hid.data(), W.lo.data(), T);
+    matmul_batch({{L.Wr, W.xr.data(), W.r.data()},
+                  {L.Wk, W.xk.data(), W.k.data()},
+                  {L.Wv, W.xv.data(), W.v.data()},
+                  {L.w1, W.xw.data(), hw},
+                  {L.a1, W.xa.data(), ha},
+                  {L.g1, W.xg.data(), hg},
+                  {L.v1, W.xv.data(), hv}},
+                 T);
+  } else {
+    matmul_batch({{L.Wr, W.xr.data(), W.r.data()},
+                  {L.Wk, W.xk.data(), W.k.data()},
+                  {L.Wv, W.xv.data(), W.v.data()},
+                  {L.w1, W.xw.data(), hw},
+                  {L.a1, W.xa.data(), ha},
+                  {L.g1, W.xg.data(), hg}},
+                 T);
+  }
+  for (size_t i = 0; i < T * L.w1.rows; ++i) hw[i] = std::tanh(hw[i]);
+  kernels::sigmoid_f32(hg, hg, T * L.g1.rows);
+  if (li > 0) {
+    matmul_batch({{L.w2, hw, W.w.data()},
+                  {L.a2, ha, W.a.data()},
+                  {L.g2, hg, W.g.data()},
+                  {L.v2, hv, W.lo.data()}},
+                 T);
+  } else {
+    matmul_batch({{L.w2, hw, W.w.data()}, {L.a2, ha, W.a.data()}, {L.g2, hg, W.g.data()}}, T);
   }
 
   // Per token: decay, in-context rate, normalised key, value residual, and the recurrence's

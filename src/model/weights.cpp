@@ -9,6 +9,14 @@ void matmul(const Matrix& W, const float* X, float* Y, size_t T) {
   kernels::matmul(W.dtype, W.data, X, Y, W.rows, W.cols, T);
 }
 
+void matmul_batch(std::initializer_list<Product> products, size_t T) {
+  WKV_ASSERT(products.size() <= kernels::kMaxMatmulBatch);
+  kernels::MatmulJob jobs[kernels::kMaxMatmulBatch];
+  size_t n = 0;
+  for (const Product& p : products) jobs[n++] = {p.W.dtype, p.W.data, p.X, p.Y, p.W.rows, p.W.cols};
+  kernels::matmul_batch(std::span<const kernels::MatmulJob>(jobs, n), T);
+}
+
 void Matrix::row(size_t r, float* out) const {
   WKV_ASSERT(r < rows);
   const size_t rb = dtype_bytes(dtype, cols);

@@ -2,6 +2,7 @@
 // tensor exists and has the expected shape, with errors that name the tensor and the file.
 #pragma once
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,15 @@ struct Matrix {
 // Y[T, rows] = X[T, cols] * W^T through the kernel dispatch table (rows split across the
 // kernels' thread pool; bit-identical for any thread count).
 void matmul(const Matrix& W, const float* X, float* Y, size_t T);
+
+// Y = X * W^T for each product, independent of each other (no Y is another's X), handed to
+// the threads together (kernels::matmul_batch): the same bits as matmul on each in turn.
+struct Product {
+  const Matrix& W;
+  const float* X;
+  float* Y;
+};
+void matmul_batch(std::initializer_list<Product> products, size_t T);
 
 class WeightReader {
  public:

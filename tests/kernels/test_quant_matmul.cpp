@@ -12,6 +12,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "core/dtype.hpp"
 #include "core/quant.hpp"
@@ -329,6 +330,52 @@ TEST(MatmulAllTypes, ThreadCountDoesNotChangeABit) {
                 << dtype_name(t) << " " << cols << " cols, T=" << T << " threads " << n;
           }
         }
+    }
+  set_threads(before);
+}
+
+// matmul_batch: every job's Y as matmul alone on one thread gives it, at any thread count, for
+// batches mixing dtypes and sizes (rows below one task's 16-row alignment, a tiny product next
+// to large ones, a batch too large for one hand-off, several tokens).
+TEST(MatmulAllTypes, BatchMatchesOneByOne) {
+  const size_t before = threads();
+  struct Shape {
+    DType t;
+    size_t rows, cols;
+  };
+  const Shape shapes[] = {{DType::q4_k, 203, 256}, {DType::bf16, 5, 288},   {DType::f32, 64, 288},
+                          {DType::q8_0, 77, 256},  {DType::q6_k, 300, 256}, {DType::f16, 33, 96},
+                          {DType::q5_1, 128, 96},  {DType::q4_0, 17, 288},  {DType::q3_k, 40, 512}};
+  std::vector<std::vector<unsigned char>> W;
+  std::vector<std::vector<float>> X;
+  for (size_t i = 0; i < std::size(shapes); ++i) {
+    W.push_back(encode(shapes[i].t, randn(shapes[i].rows * shapes[i].cols, 20 + i), shapes[i].rows,
+                       shapes[i].cols));
+    X.push_back(randn(3 * shapes[i].cols, 40 + i));
+  }
+  for (size_t T : {1u, 3u})
+    for (size_t count : {std::size(shapes), kMaxMatmulBatch, size_t{7}, size_t{2}}) {
+      std::vector<std::vector<float>> want(count), got(count);
+      set_threads(1);
+      for (size_t i = 0; i < count; ++i) {
+        want[i].assign(T * shapes[i].rows, 0.0f);
+        matmul(shapes[i].t, W[i].data(), X[i].data(), want[i].data(), shapes[i].rows,
+               shapes[i].cols, T);
+      }
+      for (size_t n : {1u, 2u, 3u, 5u}) {
+        set_threads(n);
+        std::vector<MatmulJob> jobs;
+        for (size_t i = 0; i < count; ++i) {
+          got[i].assign(T * shapes[i].rows, -1.0f);
+          jobs.push_back({shapes[i].t, W[i].data(), X[i].data(), got[i].data(), shapes[i].rows,
+                          shapes[i].cols});
+        }
+        matmul_batch(jobs, T);
+        for (size_t i = 0; i < count; ++i)
+          EXPECT_EQ(std::memcmp(want[i].data(), got[i].data(), want[i].size() * 4), 0)
+              << "job " << i << " (" << dtype_name(shapes[i].t) << ") of " << count << ", T=" << T
+              << ", threads " << n;
+      }
     }
   set_threads(before);
 }
