@@ -8,7 +8,7 @@
 // comparing seconds per multiply-add summed over each epoch (an epoch spans many tokens, so
 // both probes see the same mix of matrices). Solo must be kSoloMargin faster to be chosen.
 // Probing costs about 1/(kRunEpochs + 2) of the time at the slower setting. The first two
-// probes are shorter (kFirstEpochCalls, about 6 tokens of a 12-layer model): with full-length
+// probes are shorter (kFirstEpochCalls, about 8 tokens of a 12-layer RWKV-7): with full-length
 // ones the first ~25 generated tokens of every run went alone, which on an idle 2-core machine
 // cost a 64-token `wkv bench` a fifth of its 2-thread speed. Before the first probe, the first
 // kWarmupCalls products run in the pool untimed: while a new pool's threads settle (Linux woke
@@ -16,6 +16,8 @@
 // than one thread, and about half of all 2-thread runs on this project's 2-vCPU machine then
 // generated alone until the next probe, ~800 tokens later (12 x 768 q4_k_m: 73 instead of
 // 105 tok/s). Results never depend on the choice (kernels give the same bits for any split).
+// A "product" here is one hand-off: a matmul_batch of several products counts once (a 12 x 768
+// RWKV-7 token is 61 of them: five per layer and the head).
 #pragma once
 
 #include <cstddef>
@@ -25,8 +27,8 @@ namespace wkv::kernels {
 class SoloChooser {
  public:
   static constexpr size_t kEpochCalls =
-      2048;  // products per probe (~25 tokens of a 12-layer model)
-  static constexpr size_t kFirstEpochCalls = 512;  // the first probe pair (~6 such tokens)
+      2048;  // products per probe (~34 tokens of a 12-layer RWKV-7)
+  static constexpr size_t kFirstEpochCalls = 512;  // the first probe pair (~8 such tokens)
   static constexpr size_t kWarmupCalls = 512;      // untimed, in the pool, before the first probe
   static constexpr size_t kRunEpochs = 32;
   static constexpr double kSoloMargin = 0.95;
