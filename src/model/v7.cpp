@@ -300,6 +300,20 @@ void ModelV7::run_chunk(std::span<const BatchItem> items, const std::vector<Segm
     std::memcpy(want[j].dst, wk_.head_out.data() + j * V, V * sizeof(float));
 }
 
+// Element-wise loops whose arrays GCC cannot prove apart (several outputs, or more pairs than
+// it versions a loop for), so they ran scalar: out = cur + (prev - cur) * mix, y += b,
+// out = a * b. The arrays must not overlap.
+void lerp(const float* __restrict cur, const float* __restrict prev, const float* __restrict mix,
+          float* __restrict out, size_t n) {
+  for (size_t c = 0; c < n; ++c) out[c] = cur[c] + (prev[c] - cur[c]) * mix[c];
+}
+void add_to(float* __restrict y, const float* __restrict b, size_t n) {
+  for (size_t c = 0; c < n; ++c) y[c] = b[c] + y[c];
+}
+void mul(const float* __restrict a, const float* __restrict b, float* __restrict out, size_t n) {
+  for (size_t c = 0; c < n; ++c) out[c] = a[c] * b[c];
+}
+
 // for_rows over the rows of each segment (for work that needs a row's predecessor).
 template <class Fn>
 void for_segment_rows(const std::vector<Segment>& segs, Fn&& fn) {
@@ -323,16 +337,14 @@ void ModelV7::time_mix(const Layer& L, int li, size_t T, const std::vector<Segme
     for (size_t t = t0; t < t1; ++t) {
       const float* cur = W.xx.data() + t * C;
       const float* prev = t == sg.row0 ? sg.state->slot(3 * li) : W.xx.data() + (t - 1) * C;
-      for (size_t c = 0; c < C; ++c) {
-        const float d = prev[c] - cur[c];  // official: xx = x_prev - x; x_* = x + xx * x_*
-        const size_t o = t * C + c;
-        W.xr[o] = cur[c] + d * L.x_r[c];
-        W.xw[o] = cur[c] + d * L.x_w[c];
-        W.xk[o] = cur[c] + d * L.x_k[c];
-        W.xv[o] = cur[c] + d * L.x_v[c];
-        W.xa[o] = cur[c] + d * L.x_a[c];
-        W.xg[o] = cur[c] + d * L.x_g[c];
-      }
+      // official: xx = x_prev - x; x_* = x + xx * x_*
+      const size_t o = t * C;
+      lerp(cur, prev, L.x_r.data(), W.xr.data() + o, C);
+      lerp(cur, prev, L.x_w.data(), W.xw.data() + o, C);
+      lerp(cur, prev, L.x_k.data(), W.xk.data() + o, C);
+      lerp(cur, prev, L.x_v.data(), W.xv.data() + o, C);
+      lerp(cur, prev, L.x_a.data(), W.xa.data() + o, C);
+      lerp(cur, prev, L.x_g.data(), W.xg.data() + o, C);
     }
   });
   for (const Segment& sg : segs)
@@ -389,11 +401,9 @@ void ModelV7::time_mix(const Layer& L, int li, size_t T, const std::vector<Segme
       float* kk = W.kk.data() + t * C;
       float* vf = W.vfirst.data() + t * C;
       // w = exp(kDecayScale * sigmoid(w0 + w)), a = sigmoid(a0 + a): vectorized exp
-      for (size_t c = 0; c < C; ++c) {
-        w[c] = L.w0[c] + w[c];
-        a[c] = L.a0[c] + a[c];
-        kk[c] = k[c] * L.k_k[c];
-      }
+      add_to(w, L.w0.data(), C);
+      add_to(a, L.a0.data(), C);
+      mul(k, L.k_k.data(), kk, C);
       kernels::sigmoid_f32(w, w, C);
       for (size_t c = 0; c < C; ++c) w[c] *= kDecayScale;
       kernels::exp_f32(w, w, C);
@@ -477,7 +487,7 @@ void ModelV7::channel_mix(const Layer& L, int li, size_t T, const std::vector<Se
     for (size_t t = t0; t < t1; ++t) {
       const float* cur = W.xx.data() + t * C;
       const float* prev = t == sg.row0 ? sg.state->slot(3 * li + 2) : W.xx.data() + (t - 1) * C;
-      for (size_t c = 0; c < C; ++c) W.xk[t * C + c] = cur[c] + (prev[c] - cur[c]) * L.ffn_x_k[c];
+      lerp(cur, prev, L.ffn_x_k.data(), W.xk.data() + t * C, C);
     }
   });
   for (const Segment& sg : segs)
