@@ -42,6 +42,7 @@ const Table kRef{
     .exp_f32 = ref::exp_f32,
     .sigmoid_f32 = ref::sigmoid_f32,
     .relu_sq_f32 = ref::relu_sq_f32,
+    .layer_norm = ref::layer_norm,
     .name = "ref",
 };
 const Table kAvx2{
@@ -65,6 +66,7 @@ const Table kAvx2{
     .exp_f32 = avx2::exp_f32,
     .sigmoid_f32 = avx2::sigmoid_f32,
     .relu_sq_f32 = avx2::relu_sq_f32,
+    .layer_norm = avx2::layer_norm,
     .name = "avx2",
     .pack_x = [](DType, const float* X, size_t T, size_t cols) { return avx2::pack_x(X, T, cols); },
     .rows_packed = avx2::rows_packed,
@@ -79,7 +81,8 @@ const Table kAvx2{
     .rows_q5_1 = ns::rows_q5_1, .rows_q2_k = ns::rows_q2_k, .rows_q3_k = ns::rows_q3_k,         \
     .rows_q4_k = ns::rows_q4_k, .rows_q5_k = ns::rows_q5_k, .rows_q6_k = ns::rows_q6_k,         \
     .wkv7_step = avx512::wkv7_step, .wkv5_step = avx2::wkv5_step, .exp_f32 = avx2::exp_f32,     \
-    .sigmoid_f32 = avx2::sigmoid_f32, .relu_sq_f32 = avx2::relu_sq_f32, .name = label,          \
+    .sigmoid_f32 = avx2::sigmoid_f32, .relu_sq_f32 = avx2::relu_sq_f32,                         \
+    .layer_norm = avx2::layer_norm, .name = label,                                              \
   }
 const Table kAvx512 = [] {
   Table t = WKV_WIDE_TABLE(avx512, "avx512");
@@ -211,6 +214,9 @@ void wkv5_step(float* S, const float* r, const float* w, const float* u, const f
 void exp_f32(const float* x, float* y, size_t n) { table().exp_f32(x, y, n); }
 void sigmoid_f32(const float* x, float* y, size_t n) { table().sigmoid_f32(x, y, n); }
 void relu_sq_f32(const float* x, float* y, size_t n) { table().relu_sq_f32(x, y, n); }
+void layer_norm(const float* x, const float* w, const float* b, float* y, size_t n, float eps) {
+  table().layer_norm(x, w, b, y, n, eps);
+}
 
 // ---- threads ----
 

@@ -32,6 +32,8 @@ using Wkv7Step = void (*)(float* S, const float* r, const float* w, const float*
 using Wkv5Step = void (*)(float* S, const float* r, const float* w, const float* u, const float* k,
                           const float* v, float* y, size_t H, size_t N);
 using Elementwise = void (*)(const float* x, float* y, size_t n);
+using LayerNorm = void (*)(const float* x, const float* w, const float* b, float* y, size_t n,
+                           float eps);
 
 struct Table {
   MatmulF32 matmul_f32;  // whole matrices (kept for callers outside the model)
@@ -42,6 +44,7 @@ struct Table {
   Wkv7Step wkv7_step;
   Wkv5Step wkv5_step;
   Elementwise exp_f32, sigmoid_f32, relu_sq_f32;
+  LayerNorm layer_norm;
   const char* name;  // "ref", "avx2", "avx512", "amx"
   // Optional two-step form for products over at least packed_min_t tokens: X converted once
   // per product by pack_x (into the calling thread's buffer, read by all threads of that
@@ -117,9 +120,14 @@ void wkv5_step(float* S, const float* r, const float* w, const float* u, const f
 void exp_f32(const float* x, float* y, size_t n);
 void sigmoid_f32(const float* x, float* y, size_t n);
 void relu_sq_f32(const float* x, float* y, size_t n);
+void layer_norm(const float* x, const float* w, const float* b, float* y, size_t n, float eps);
 }  // namespace ref
 
-// y = (x - mean) / sqrt(var + eps) * w + b over n channels (biased variance, as torch).
+// y = (x - mean) / sqrt(var + eps) * w + b over n channels (biased variance, as torch), through
+// the dispatch table: mean and variance summed in double (the SIMD levels in four-lane partial
+// sums, so they may differ from the reference's sequential sums in the last bit of a double),
+// then y[i] = (x[i] - mean) * inv * w[i] + b[i] in fp32 without fused multiply-adds, as the
+// reference does.
 void layer_norm(const float* x, const float* w, const float* b, float* y, size_t n, float eps);
 // y = exp(x) and y = 1 / (1 + exp(-x)) over n floats (y may be x), through the dispatch table.
 // The SIMD versions are within 2 ulp of std::exp (results below FLT_MIN flush to 0; inf and

@@ -502,6 +502,39 @@ TEST(Elementwise, ReluSquaredMatchesScalar) {
   }
 }
 
+// layer_norm at every SIMD level against the reference (double sums, so at most a flip of the
+// last fp32 bit), for lengths around the vector width and model widths, rows far from zero
+// (mean 1000: the variance must not cancel), in place as group_norm calls it, nothing past n
+// written, and a constant row giving exactly b.
+TEST(Elementwise, LayerNormMatchesReference) {
+  const auto tables = simd_tables();
+  if (tables.empty()) GTEST_SKIP() << "CPU has no AVX2+FMA+F16C";
+  std::vector<size_t> lengths;
+  for (size_t n = 1; n <= 40; ++n) lengths.push_back(n);
+  for (size_t n : {64u, 768u, 1031u}) lengths.push_back(n);
+  for (const Table* t : tables)
+    for (size_t n : lengths)
+      for (float offset : {0.0f, 3.0f, 1000.0f}) {
+        auto x = randn(n + 1, static_cast<uint32_t>(n));
+        for (auto& v : x) v += offset;
+        const auto w = randn(n, 90), b = randn(n, 91);
+        std::vector<float> want(n + 1, 7.0f), got(n + 1, 7.0f);
+        ref_table().layer_norm(x.data(), w.data(), b.data(), want.data(), n, 1e-5f);
+        t->layer_norm(x.data(), w.data(), b.data(), got.data(), n, 1e-5f);
+        for (size_t i = 0; i < n; ++i)
+          EXPECT_NEAR(got[i], want[i], 2e-6f * (std::fabs(want[i]) + 1.0f))
+              << t->name << " n=" << n << " offset " << offset << " i=" << i;
+        EXPECT_EQ(got[n], 7.0f) << t->name << " wrote past n=" << n;
+        std::vector<float> inplace(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(n));
+        t->layer_norm(inplace.data(), w.data(), b.data(), inplace.data(), n, 1e-5f);
+        EXPECT_EQ(std::memcmp(inplace.data(), got.data(), n * 4), 0)
+            << t->name << " in place, n=" << n;
+        std::vector<float> flat(n, offset), y(n);
+        t->layer_norm(flat.data(), w.data(), b.data(), y.data(), n, 1e-5f);
+        EXPECT_EQ(std::memcmp(y.data(), b.data(), n * 4), 0) << t->name << " constant row";
+      }
+}
+
 TEST(Dispatch, ForcedLevelIsHonoured) {
   // The chosen table is the best level this CPU has at or below WKV_KERNELS (unset or
   // unknown: avx512vnni, the default cap).

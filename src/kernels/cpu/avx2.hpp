@@ -71,5 +71,6 @@ void wkv5_step(float* S, const float* r, const float* w, const float* u, const f
 void exp_f32(const float* x, float* y, size_t n);
 void sigmoid_f32(const float* x, float* y, size_t n);
 void relu_sq_f32(const float* x, float* y, size_t n);
+void layer_norm(const float* x, const float* w, const float* b, float* y, size_t n, float eps);
 
 }  // namespace wkv::kernels::avx2

@@ -114,6 +114,7 @@ WKV_REF_ROWS(matmul_q6_k, DType::q6_k)
 
 }  // namespace ref
 
+namespace ref {
 void layer_norm(const float* x, const float* w, const float* b, float* y, size_t n, float eps) {
   double mean = 0;
   for (size_t i = 0; i < n; ++i) mean += x[i];
@@ -128,6 +129,7 @@ void layer_norm(const float* x, const float* w, const float* b, float* y, size_t
   const float m = static_cast<float>(mean);
   for (size_t i = 0; i < n; ++i) y[i] = (x[i] - m) * inv * w[i] + b[i];
 }
+}  // namespace ref
 
 void group_norm(const float* x, const float* w, const float* b, float* y, size_t H, size_t N,
                 float eps) {
