@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # CPU speed against this machine's limits: builds random-weight RWKV-7 models with `wkv init`
 # (12 x 768 and 24 x 1024, vocab 65536) in f32 and bf16, plus any `wkv quantize` type (default
-# q8_0 / q5_1 / q4_0; e.g. q4_k, q6_k, q4_k_m), runs `wkv bench --json` at 1 and 2 threads and
-# prints a markdown table: tok/s and each as a fraction of its measured ceiling.
+# q8_0 / q5_1 / q4_0; e.g. q4_k, q6_k, q4_k_m; quantized from the bf16 checkpoint), runs
+# `wkv bench --json` at 1 and 2 threads and prints a markdown table: tok/s and each as a
+# fraction of its measured ceiling.
 #   bench/bench_cpu.sh [WKV_BINARY] [SIZES] [DTYPES]
 #   e.g. bench/bench_cpu.sh build/wkv "12x768" "f32 bf16 q8_0"
 # Environment: WKV_BENCH_PROMPT (default 128), WKV_BENCH_GEN (64), WKV_BENCH_THREADS ("1 2").
@@ -34,9 +35,11 @@ for size in $sizes; do
           --seed 7 >/dev/null ;;
       *)
         [ $have_quantize = 1 ] || { echo "(skipping $dtype: no wkv quantize)" >&2; continue; }
-        src="$dir/L${L}-D${C}-f32.safetensors"
+        # from a bf16 checkpoint, as the official ones are: the tensors quantize keeps (the head
+        # unless asked, the small ones) stay bf16, as they would in a user's file
+        src="$dir/L${L}-D${C}-bf16-src.safetensors"
         [ -f "$src" ] || "$wkv" init --init random -o "$src" --n-layer "$L" --n-embd "$C" --vocab 65536 \
-          --dtype f32 --seed 7 >/dev/null
+          --dtype bf16 --seed 7 >/dev/null
         model="$dir/L${L}-D${C}-${dtype}.gguf"
         "$wkv" quantize -m "$src" -o "$model" --type "$dtype" >/dev/null 2>&1 ||
           { echo "(skipping $dtype: wkv quantize failed)" >&2; continue; } ;;
