@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <random>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "sample/sampler.hpp"
+#include "sample/softmax.hpp"
 
 namespace wkv {
 namespace {
@@ -108,6 +110,52 @@ std::map<int32_t, double> reference_distribution(const std::vector<float>& logit
     }
   for (auto& [id, w] : out) w /= total;
   return out;
+}
+
+// ---- the softmax weights ----
+
+// exp_nonpositive within 2 ulp of std::exp over [-708, 0] (both ends, powers of two, random
+// points), 1 at +-0, 0 below -708 and for -inf and NaN.
+TEST(Softmax, ExpNonpositiveIsWithinTwoUlp) {
+  std::vector<double> d = {0.0,  -0.0,  -1e-300, -1e-17, -0.5, -std::log(2.0),
+                           -1.0, -20.0, -707.9,  -708.0};
+  std::mt19937_64 gen(9);
+  for (int i = 0; i < 200000; ++i)
+    d.push_back(-708.0 * static_cast<double>(gen() >> 11) * 0x1.0p-53);
+  for (int e = -60; e <= 9; ++e) d.push_back(-std::ldexp(1.0, e));
+  for (double x : d) {
+    if (x < -708.0) continue;
+    const double want = std::exp(x), got = exp_nonpositive(x);
+    const double ulp = std::nextafter(want, kInf) - want;
+    ASSERT_LE(std::fabs(got - want), 2 * ulp) << "exp(" << x << ") = " << got << ", want " << want;
+  }
+  EXPECT_EQ(exp_nonpositive(0.0), 1.0);
+  EXPECT_EQ(exp_nonpositive(-0.0), 1.0);
+  for (double x : {-708.0001, -745.0, -1e10, -static_cast<double>(kInf),
+                   std::numeric_limits<double>::quiet_NaN()})
+    EXPECT_EQ(exp_nonpositive(x), 0.0) << x;
+}
+
+// softmax_weights (built for several instruction sets, the CPU's best chosen at load) gives the
+// bits this file's baseline build of exp_nonpositive gives, whatever the length and scale.
+TEST(Softmax, WeightsAreTheSameBitsOnEveryInstructionSet) {
+  std::mt19937 gen(4);
+  std::normal_distribution<float> nd(0.0f, 4.0f);
+  for (size_t n : {0u, 1u, 3u, 17u, 1000u, 65536u})
+    for (double scale : {1.0, 1.25, 10.0}) {
+      std::vector<float> x(n);
+      for (float& v : x) v = nd(gen);
+      if (n > 3) x[1] = -kInf, x[2] = std::numeric_limits<float>::quiet_NaN();
+      const double max = n ? *std::max_element(x.begin(), x.end()) : 0.0;
+      std::vector<double> got(n + 1, -1.0);
+      softmax_weights(x.data(), got.data(), n, max, scale);
+      for (size_t i = 0; i < n; ++i) {
+        const double want = exp_nonpositive((x[i] - max) * scale);
+        ASSERT_EQ(std::memcmp(&got[i], &want, 8), 0)
+            << "n " << n << " i " << i << ": " << got[i] << " vs " << want;
+      }
+      EXPECT_EQ(got[n], -1.0) << "wrote past n = " << n;
+    }
 }
 
 // ---- seeding and the draw ----
