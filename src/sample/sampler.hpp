@@ -87,22 +87,30 @@ class Sampler {
  private:
   // The tokens a draw chooses among and their unnormalized weights (after temperature).
   struct Candidates {
-    int32_t greedy = -1;   // >= 0: the answer is this token, no draw
-    bool ordered = false;  // ids are order_[0..count) (else 0..count), weights in probs_[id]
+    int32_t greedy = -1;     // >= 0: the answer is this token, no draw
+    bool truncated = false;  // kept_[0..count) (in no order); else ids 0..count, probs_[id]
     size_t count = 0;
-    double total = 0;      // sum of the weights
+    double total = 0;  // sum of the weights
   };
   Candidates candidates(std::span<const float> logits);
-  int32_t candidate_id(const Candidates& c, size_t i) const {
-    return c.ordered ? order_[i] : static_cast<int32_t>(i);
-  }
 
+ public:
+  // A token that survived the truncations: softmax weight p (its place in the order) and
+  // draw weight w (p ** (1/T)). Public for the selection helpers in sample_logits.cpp.
+  struct Cand {
+    double p, w;
+    int32_t id;
+  };
+
+ private:
   SamplerConfig cfg_;
   Rng rng_;
   std::map<int32_t, float> occurrence_;  // token -> decayed count, as in PIPELINE.generate
   // Reused between calls, sized to the vocabulary on first use.
-  std::vector<double> probs_;   // exp(logit - max), then the draw weights
-  std::vector<int32_t> order_;  // token ids, a prefix sorted by (probability desc, id asc)
+  std::vector<double> probs_;    // exp(logit - max) per token (the draw weights untruncated)
+  std::vector<double> weights_;  // exp((logit - max) / T) per token, when T != 1 and truncated
+  std::vector<Cand> kept_;       // the candidates, survivors first
+  std::vector<int32_t> ids_;     // scratch: the candidates' ids
 };
 
 }  // namespace wkv

@@ -160,6 +160,39 @@ TEST(Softmax, WeightsAreTheSameBitsOnEveryInstructionSet) {
 
 // ---- seeding and the draw ----
 
+// The draw is the inverse CDF in the sort order (probability descending, id ascending): with
+// the sampler's own random stream replayed, each token drawn from a large, nearly flat
+// vocabulary (the nucleus found by selection, never sorted) is the first of distribution()'s
+// sorted list whose cumulative probability exceeds u. Logits in quarter steps, so many ties.
+TEST(Sampler, DrawIsTheInverseCdfInSortOrder) {
+  std::mt19937 gen(12);
+  std::uniform_int_distribution<int> quarter(-8, 8);
+  std::vector<float> logits(20000);
+  for (float& x : logits) x = static_cast<float>(quarter(gen)) * 0.25f;
+  for (float temperature : {1.0f, 0.7f})
+    for (int top_k : {0, 3000}) {
+      Sampler s(config(temperature, 0.9f, top_k, 33));
+      const auto dist = s.distribution(logits);  // sorted, and consumes no randomness
+      for (size_t i = 1; i < dist.size(); ++i)
+        ASSERT_TRUE(logits[dist[i - 1].id] > logits[dist[i].id] ||
+                    (logits[dist[i - 1].id] == logits[dist[i].id] && dist[i - 1].id < dist[i].id))
+            << "distribution() out of order at " << i;
+      Rng replay(33);
+      for (int draw = 0; draw < 300; ++draw) {
+        const double u = replay.next_unit();
+        double cum = 0;
+        int32_t want = dist.back().id;
+        for (const auto& tp : dist)
+          if ((cum += tp.p) > u) {
+            want = tp.id;
+            break;
+          }
+        ASSERT_EQ(s.sample_logits(logits), want)
+            << "draw " << draw << " u " << u << " T " << temperature << " top_k " << top_k;
+      }
+    }
+}
+
 TEST(Sampler, SameSeedSameTokensDifferentSeedDiffers) {
   const auto logits = logits_of({0.05, 0.1, 0.2, 0.15, 0.25, 0.1, 0.1, 0.05});
   Sampler a(config(1.0f, 1.0f, 0, 42)), b(config(1.0f, 1.0f, 0, 42)), c(config(1.0f, 1.0f, 0, 43));
