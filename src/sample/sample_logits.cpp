@@ -115,7 +115,10 @@ size_t select_by_mass(Cand* a, size_t n, Mass mass, double target, bool strict) 
     if (reaches(m)) return i;
     acc = m;
   }
-  return n;
+  // Not reached: the total mass falls short (hi == n), or the range was narrowed to [., hi)
+  // because a sum in another order reached the target and these partial sums round below it;
+  // then the crossing candidate is the range's last (a[0, hi - 1) are all before it).
+  return hi < n ? hi - 1 : n;
 }
 
 constexpr auto kByProbability = [](const Cand& c) { return c.p; };
@@ -137,10 +140,12 @@ size_t truncate(Cand* cand, size_t n, size_t limit, double target, bool all_toke
     } else {
       // probs[probs < cutoff] = 0: every token tied with the cutoff survives. (All of them are
       // candidates: a tie ranks before any token outside.)
+      // (Moved up by this loop, not std::partition, whose arrangement, and so the order of
+      // the later sums, would depend on the standard library.)
       const double cutoff = cand[cut].p;
-      keep = static_cast<size_t>(std::partition(cand + cut + 1, cand + n,
-                                                [cutoff](const Cand& c) { return c.p == cutoff; }) -
-                                 cand);
+      keep = cut + 1;
+      for (size_t i = keep; i < n; ++i)
+        if (cand[i].p == cutoff) std::swap(cand[i], cand[keep++]);
     }
   } else if (n < limit && !all_tokens) {
     return kUnknown;  // top_k reaches past these candidates
