@@ -25,6 +25,7 @@
 #include "core/thread_pool.hpp"
 #include "formats/formats.hpp"
 #include "kernels/kernels.hpp"
+#include "sample/sampler.hpp"
 
 namespace wkv::cli {
 namespace {
@@ -210,9 +211,12 @@ int cmd_bench(int argc, char** argv) {
     const double prompt_s = seconds_since(t0);
     t0 = Clock::now();
     int32_t tok = ids.back();
+    SamplerConfig greedy;  // the next token as generate picks it at temperature 0
+    greedy.temperature = 0.0f;
+    Sampler pick_next(greedy);
     for (int i = 0; i < gen; ++i) {
       net.forward_one(tok, state, logits.data());
-      tok = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      tok = pick_next.sample_logits(logits);
     }
     const double gen_s = seconds_since(t0);
 
