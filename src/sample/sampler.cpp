@@ -64,22 +64,43 @@ int32_t Sampler::sample(std::span<float> logits) {
 }
 
 // PIPELINE.generate step 3: out[n] -= alpha_presence + occurrence[n] * alpha_frequency.
+// Both penalties 0 change no logit (x - 0 is x), so the loop is skipped: over a long
+// generation it walked every distinct token so far, ~2.7 ms a token after 20000.
 void Sampler::apply_penalties(std::span<float> logits) const {
-  for (const auto& [id, count] : occurrence_)
+  if (cfg_.presence_penalty == 0.0f && cfg_.frequency_penalty == 0.0f) return;
+  for (const int32_t id : occ_ids_)
     if (static_cast<size_t>(id) < logits.size())
-      logits[id] -= cfg_.presence_penalty + count * cfg_.frequency_penalty;
+      logits[id] -= cfg_.presence_penalty + occ_[static_cast<size_t>(id)] * cfg_.frequency_penalty;
 }
 
 // PIPELINE.generate steps 7-8: decay every occurrence, then add www for the new token.
 void Sampler::accept(int32_t token, float weight) {
   WKV_ASSERT(token >= 0);
   if (cfg_.penalty_decay != 1.0f)
-    for (auto& entry : occurrence_) entry.second *= cfg_.penalty_decay;
-  occurrence_[token] += weight;  // a new entry starts at 0, so this sets it to www
+    for (const int32_t id : occ_ids_) occ_[static_cast<size_t>(id)] *= cfg_.penalty_decay;
+  const auto t = static_cast<size_t>(token);
+  WKV_ASSERT(t < (size_t{1} << 26));  // a vocabulary id, not an arbitrary number
+  if (t >= occ_.size()) {
+    occ_.resize(t + 1, 0.0f);
+    present_.resize(t + 1, 0);
+  }
+  if (!present_[t]) {  // a new entry starts at 0, so this sets it to www
+    present_[t] = 1;
+    occ_ids_.push_back(token);
+  }
+  occ_[t] += weight;
+}
+
+std::map<int32_t, float> Sampler::occurrence() const {
+  std::map<int32_t, float> out;
+  for (const int32_t id : occ_ids_) out[id] = occ_[static_cast<size_t>(id)];
+  return out;
 }
 
 void Sampler::reset() {
-  occurrence_.clear();
+  occ_.clear();
+  present_.clear();
+  occ_ids_.clear();
   rng_ = Rng(cfg_.seed);
 }
 

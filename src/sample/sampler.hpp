@@ -75,14 +75,16 @@ class Sampler {
   // Official PIPELINE.generate steps 7-8: every occurrence *= penalty_decay, then
   // occurrence[token] += weight (created if absent). `weight` is the official www: pass
   // is_penalty_exempt_text(decoded token) ? 0 : 1. An exempt token still pays the presence
-  // penalty afterwards, as officially. API_DEMO_CHAT.py instead always passes 1.
+  // penalty afterwards, as officially. API_DEMO_CHAT.py instead always passes 1. `token` is a
+  // vocabulary id (what sample() returned): the table is indexed by it.
   void accept(int32_t token, float weight = 1.0f);
 
   // Back to the freshly constructed state: occurrence table cleared and the RNG reseeded.
   void reset();
 
   const SamplerConfig& config() const { return cfg_; }
-  const std::map<int32_t, float>& occurrence() const { return occurrence_; }
+  // The occurrence table, token -> decayed count (a copy; for tests and probes).
+  std::map<int32_t, float> occurrence() const;
 
  private:
   // The tokens a draw chooses among and their unnormalized weights (after temperature).
@@ -105,7 +107,12 @@ class Sampler {
  private:
   SamplerConfig cfg_;
   Rng rng_;
-  std::map<int32_t, float> occurrence_;  // token -> decayed count, as in PIPELINE.generate
+  // The occurrence table of PIPELINE.generate (token -> decayed count), flat: counts by id,
+  // whether an id has an entry, and the ids with one (a std::map walked per token cost
+  // ~50 ns an entry in cache misses).
+  std::vector<float> occ_;
+  std::vector<uint8_t> present_;
+  std::vector<int32_t> occ_ids_;
   // Reused between calls, sized to the vocabulary on first use.
   std::vector<double> probs_;    // exp(logit - max) per token (the draw weights untruncated)
   std::vector<double> weights_;  // exp((logit - max) / T) per token, when T != 1 and truncated
