@@ -339,13 +339,15 @@ void matmul_batch(std::span<const MatmulJob> jobs, size_t T) {
     return;
   }
   MatmulRows fns[kMaxMatmulBatch];
+  double job_bytes[kMaxMatmulBatch];
   size_t macs = 0;
   double bytes = 0;
   for (size_t i = 0; i < jobs.size(); ++i) {
     fns[i] = tab.rows_for(jobs[i].wt);
     WKV_ASSERT(fns[i] != nullptr);  // a dtype no kernel takes
     macs += jobs[i].rows * jobs[i].cols;
-    bytes += static_cast<double>(jobs[i].rows * dtype_bytes(jobs[i].wt, jobs[i].cols));
+    job_bytes[i] = static_cast<double>(jobs[i].rows * dtype_bytes(jobs[i].wt, jobs[i].cols));
+    bytes += job_bytes[i];
   }
   const auto all_solo = [&] {
     for (size_t i = 0; i < jobs.size(); ++i) {
@@ -372,7 +374,7 @@ void matmul_batch(std::span<const MatmulJob> jobs, size_t T) {
     const size_t rows = jobs[i].rows;
     if (rows == 0) continue;
     const size_t blocks = (rows + kRowAlign - 1) / kRowAlign;
-    const double share = static_cast<double>(rows * dtype_bytes(jobs[i].wt, jobs[i].cols)) / bytes;
+    const double share = job_bytes[i] / bytes;
     const size_t k =
         std::clamp<size_t>(static_cast<size_t>(share * static_cast<double>(want) + 0.5), 1, blocks);
     const size_t per = (blocks + k - 1) / k * kRowAlign;

@@ -114,6 +114,11 @@ void layer_norm_rows(const float* x, const std::vector<float>& w, const std::vec
   });
 }
 
+void lerp_row(const float* __restrict cur, const float* __restrict prev,
+              const float* __restrict mix, float* __restrict out, size_t n) {
+  for (size_t c = 0; c < n; ++c) out[c] = cur[c] + (prev[c] - cur[c]) * mix[c];
+}
+
 void token_mix(MixStyle style, const float* xx, const float* prev, const float* m, float* out,
                size_t T, size_t C) {
   for_rows(T, [&](size_t t0, size_t t1) {
@@ -124,7 +129,7 @@ void token_mix(MixStyle style, const float* xx, const float* prev, const float* 
       if (style == MixStyle::time_mix) {
         for (size_t c = 0; c < C; ++c) o[c] = cur[c] * m[c] + sx[c] * (1.0f - m[c]);
       } else {
-        for (size_t c = 0; c < C; ++c) o[c] = cur[c] + (sx[c] - cur[c]) * m[c];
+        lerp_row(cur, sx, m, o, C);
       }
     }
   });

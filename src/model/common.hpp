@@ -91,6 +91,10 @@ void layer_norm_rows(const float* x, const std::vector<float>& w, const std::vec
 //   time_mix (v4, v5.x):  x* = xx*m + sx*(1-m)
 //   time_maa (v6):        x* = xx + (sx-xx)*m
 enum class MixStyle { time_mix, time_maa };
+// One row of the time_maa form (also RWKV-7's token shift): out = cur + (prev - cur) * mix, the
+// arrays not overlapping (restrict: with several outputs per loop GCC left the loop scalar).
+void lerp_row(const float* __restrict cur, const float* __restrict prev,
+              const float* __restrict mix, float* __restrict out, size_t n);
 void token_mix(MixStyle style, const float* xx, const float* prev, const float* m, float* out,
                size_t T, size_t C);
 

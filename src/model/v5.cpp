@@ -139,17 +139,11 @@ void ModelV5::time_mix(const Layer& L, float* x, size_t T, float* att_prev, floa
   token_mix(MixStyle::time_mix, W.xx.data(), att_prev, L.m_r.data(), W.xr.data(), T, C);
   if (gated()) token_mix(MixStyle::time_mix, W.xx.data(), att_prev, L.m_g.data(), W.xg.data(), T, C);
   std::memcpy(att_prev, W.xx.data() + (T - 1) * C, C * sizeof(float));
-  if (gated())
-    matmul_batch({{L.Wr, W.xr.data(), W.r.data()},
-                  {L.Wk, W.xk.data(), W.k.data()},
-                  {L.Wv, W.xv.data(), W.v.data()},
-                  {L.Wg, W.xg.data(), W.g.data()}},
-                 T);
-  else
-    matmul_batch({{L.Wr, W.xr.data(), W.r.data()},
-                  {L.Wk, W.xk.data(), W.k.data()},
-                  {L.Wv, W.xv.data(), W.v.data()}},
-                 T);
+  const Product rkvg[] = {{L.Wr, W.xr.data(), W.r.data()},
+                          {L.Wk, W.xk.data(), W.k.data()},
+                          {L.Wv, W.xv.data(), W.v.data()},
+                          {L.Wg, W.xg.data(), W.g.data()}};  // g: v5.2 only
+  matmul_batch(std::span<const Product>(rkvg, gated() ? 4 : 3), T);
   if (gated()) {
     // silu(g) = g sigmoid(g), the sigmoid into y (free until the recurrence)
     kernels::sigmoid_f32(W.g.data(), W.y.data(), T * C);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 
 #include "kernels/kernels.hpp"
 #include "model/common.hpp"
@@ -300,13 +301,9 @@ void ModelV7::run_chunk(std::span<const BatchItem> items, const std::vector<Segm
     std::memcpy(want[j].dst, wk_.head_out.data() + j * V, V * sizeof(float));
 }
 
-// Element-wise loops whose arrays GCC cannot prove apart (several outputs, or more pairs than
-// it versions a loop for), so they ran scalar: out = cur + (prev - cur) * mix, y += b,
-// out = a * b. The arrays must not overlap.
-void lerp(const float* __restrict cur, const float* __restrict prev, const float* __restrict mix,
-          float* __restrict out, size_t n) {
-  for (size_t c = 0; c < n; ++c) out[c] = cur[c] + (prev[c] - cur[c]) * mix[c];
-}
+// Element-wise loops whose arrays GCC cannot prove apart (more pairs than it versions a loop
+// for), so they ran scalar: y += b, out = a * b. The arrays must not overlap. (The token
+// shift is common.hpp's lerp_row.)
 void add_to(float* __restrict y, const float* __restrict b, size_t n) {
   for (size_t c = 0; c < n; ++c) y[c] = b[c] + y[c];
 }
@@ -339,12 +336,12 @@ void ModelV7::time_mix(const Layer& L, int li, size_t T, const std::vector<Segme
       const float* prev = t == sg.row0 ? sg.state->slot(3 * li) : W.xx.data() + (t - 1) * C;
       // official: xx = x_prev - x; x_* = x + xx * x_*
       const size_t o = t * C;
-      lerp(cur, prev, L.x_r.data(), W.xr.data() + o, C);
-      lerp(cur, prev, L.x_w.data(), W.xw.data() + o, C);
-      lerp(cur, prev, L.x_k.data(), W.xk.data() + o, C);
-      lerp(cur, prev, L.x_v.data(), W.xv.data() + o, C);
-      lerp(cur, prev, L.x_a.data(), W.xa.data() + o, C);
-      lerp(cur, prev, L.x_g.data(), W.xg.data() + o, C);
+      lerp_row(cur, prev, L.x_r.data(), W.xr.data() + o, C);
+      lerp_row(cur, prev, L.x_w.data(), W.xw.data() + o, C);
+      lerp_row(cur, prev, L.x_k.data(), W.xk.data() + o, C);
+      lerp_row(cur, prev, L.x_v.data(), W.xv.data() + o, C);
+      lerp_row(cur, prev, L.x_a.data(), W.xa.data() + o, C);
+      lerp_row(cur, prev, L.x_g.data(), W.xg.data() + o, C);
     }
   });
   for (const Segment& sg : segs)
@@ -360,35 +357,20 @@ void ModelV7::time_mix(const Layer& L, int li, size_t T, const std::vector<Segme
   float* ha = hw + T * L.w1.rows;
   float* hg = ha + T * L.a1.rows;
   float* hv = hg + T * L.g1.rows;
-  if (li > 0) {
-    matmul_batch({{L.Wr, W.xr.data(), W.r.data()},
-                  {L.Wk, W.xk.data(), W.k.data()},
-                  {L.Wv, W.xv.data(), W.v.data()},
-                  {L.w1, W.xw.data(), hw},
-                  {L.a1, W.xa.data(), ha},
-                  {L.g1, W.xg.data(), hg},
-                  {L.v1, W.xv.data(), hv}},
-                 T);
-  } else {
-    matmul_batch({{L.Wr, W.xr.data(), W.r.data()},
-                  {L.Wk, W.xk.data(), W.k.data()},
-                  {L.Wv, W.xv.data(), W.v.data()},
-                  {L.w1, W.xw.data(), hw},
-                  {L.a1, W.xa.data(), ha},
-                  {L.g1, W.xg.data(), hg}},
-                 T);
-  }
+  // (the value-residual products, last in each list, only from layer 1 on)
+  const size_t drop_v = li > 0 ? 0 : 1;
+  const Product first[] = {{L.Wr, W.xr.data(), W.r.data()}, {L.Wk, W.xk.data(), W.k.data()},
+                           {L.Wv, W.xv.data(), W.v.data()}, {L.w1, W.xw.data(), hw},
+                           {L.a1, W.xa.data(), ha},         {L.g1, W.xg.data(), hg},
+                           {L.v1, W.xv.data(), hv}};
+  matmul_batch(std::span<const Product>(first, std::size(first) - drop_v), T);
   for (size_t i = 0; i < T * L.w1.rows; ++i) hw[i] = std::tanh(hw[i]);
   kernels::sigmoid_f32(hg, hg, T * L.g1.rows);
-  if (li > 0) {
-    matmul_batch({{L.w2, hw, W.w.data()},
-                  {L.a2, ha, W.a.data()},
-                  {L.g2, hg, W.g.data()},
-                  {L.v2, hv, W.lo.data()}},
-                 T);
-  } else {
-    matmul_batch({{L.w2, hw, W.w.data()}, {L.a2, ha, W.a.data()}, {L.g2, hg, W.g.data()}}, T);
-  }
+  const Product second[] = {{L.w2, hw, W.w.data()},
+                            {L.a2, ha, W.a.data()},
+                            {L.g2, hg, W.g.data()},
+                            {L.v2, hv, W.lo.data()}};
+  matmul_batch(std::span<const Product>(second, std::size(second) - drop_v), T);
 
   // Per token: decay, in-context rate, normalised key, value residual, and the recurrence's
   // a_ = -kk, b_ = kk * a (into xr/xw, free now).
@@ -487,7 +469,7 @@ void ModelV7::channel_mix(const Layer& L, int li, size_t T, const std::vector<Se
     for (size_t t = t0; t < t1; ++t) {
       const float* cur = W.xx.data() + t * C;
       const float* prev = t == sg.row0 ? sg.state->slot(3 * li + 2) : W.xx.data() + (t - 1) * C;
-      lerp(cur, prev, L.ffn_x_k.data(), W.xk.data() + t * C, C);
+      lerp_row(cur, prev, L.ffn_x_k.data(), W.xk.data() + t * C, C);
     }
   });
   for (const Segment& sg : segs)

@@ -9,7 +9,7 @@ void matmul(const Matrix& W, const float* X, float* Y, size_t T) {
   kernels::matmul(W.dtype, W.data, X, Y, W.rows, W.cols, T);
 }
 
-void matmul_batch(std::initializer_list<Product> products, size_t T) {
+void matmul_batch(std::span<const Product> products, size_t T) {
   WKV_ASSERT(products.size() <= kernels::kMaxMatmulBatch);
   kernels::MatmulJob jobs[kernels::kMaxMatmulBatch];
   size_t n = 0;

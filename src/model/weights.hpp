@@ -4,6 +4,7 @@
 
 #include <initializer_list>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,12 @@ struct Product {
   const float* X;
   float* Y;
 };
-void matmul_batch(std::initializer_list<Product> products, size_t T);
+// (A span so a caller can hand over the first n of a fixed list, e.g. without a layer's
+// optional product.)
+void matmul_batch(std::span<const Product> products, size_t T);
+inline void matmul_batch(std::initializer_list<Product> products, size_t T) {
+  matmul_batch(std::span<const Product>(products.begin(), products.size()), T);
+}
 
 class WeightReader {
  public:

@@ -26,14 +26,15 @@ constexpr double kCandidateFloor = 1e-4;
 
 constexpr size_t kUnknown = static_cast<size_t>(-1);
 
-// The sum of v in four interleaved chains (a fixed order, so the same bits everywhere; one
-// chain of dependent adds over a vocabulary took ~60 us).
-double sum(const std::vector<double>& v) {
+// at(0) + ... + at(n - 1) in four interleaved chains (a fixed order, so the same bits
+// everywhere; one chain of dependent adds over a vocabulary took ~60 us).
+template <class At>
+double sum4(size_t n, At at) {
   double s[4] = {0, 0, 0, 0};
-  const size_t n = v.size(), n4 = n / 4 * 4;
+  const size_t n4 = n / 4 * 4;
   for (size_t i = 0; i < n4; i += 4)
-    for (int j = 0; j < 4; ++j) s[j] += v[i + j];
-  for (size_t i = n4; i < n; ++i) s[i % 4] += v[i];
+    for (size_t j = 0; j < 4; ++j) s[j] += at(i + j);
+  for (size_t i = n4; i < n; ++i) s[i % 4] += at(i);
   return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
@@ -202,14 +203,14 @@ Sampler::Candidates Sampler::candidates(std::span<const float> logits) {
     // exp((logit - max) / T) up to the softmax's constant factor, which normalizing removes.
     softmax_weights(logits.data(), probs_.data(), V, max_logit, inv_t);  // -inf, NaN -> 0
     c.count = V;
-    c.total = sum(probs_);
+    c.total = sum4(V, [&](size_t i) { return probs_[i]; });
     return c;
   }
 
   // probs = softmax(logits), up to the constant factor 1/total. Tokens above the floor are
   // the first candidates for the nucleus.
   softmax_weights(logits.data(), probs_.data(), V, max_logit, 1.0);
-  const double total = sum(probs_);
+  const double total = sum4(V, [&](size_t i) { return probs_[i]; });
   // Tokens with p >= floor (or > 0) gathered without a branch (the test mispredicted often
   // enough to cost a fifth of a Zipf-like draw).
   ids_.resize(V);
@@ -242,18 +243,16 @@ Sampler::Candidates Sampler::candidates(std::span<const float> logits) {
     weights_.resize(V);
     softmax_weights(logits.data(), weights_.data(), V, max_logit, inv_t);
   }
-  double part[4] = {0, 0, 0, 0};
   for (size_t i = 0; i < keep; ++i) {
     Cand& k = kept_[i];
     const auto id = static_cast<size_t>(k.id);
     k.w = !reweight ? k.p
           : whole   ? weights_[id]
                     : exp_nonpositive((logits[id] - max_logit) * inv_t);
-    part[i % 4] += k.w;
   }
   c.truncated = true;
   c.count = keep;
-  c.total = (part[0] + part[1]) + (part[2] + part[3]);
+  c.total = sum4(keep, [&](size_t i) { return kept_[i].w; });
   return c;
 }
 
